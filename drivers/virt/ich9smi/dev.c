@@ -1,0 +1,431 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * ich9smi: one device per VM, reached through the fd ICH9SMI_ATTACH returns.
+ *
+ * Lifetime: the device holds a reference on its VM from attach until it is
+ * freed, so the VM outlives it whatever the close order. The device itself
+ * is referenced by its fd and by KVM's PIO bus while registered there.
+ * Closing the fd takes the device off the bus; once KVM's destructor (or
+ * ours, on kernels whose unregister does not call it) has run, no vCPU can
+ * reach the device and the last reference frees it. The fd's f_op->owner
+ * pins the module for as long as any device exists.
+ */
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include <linux/anon_inodes.h>
+#include <linux/file.h>
+#include <linux/fs.h>
+#include <linux/idr.h>
+#include <linux/kvm_host.h>
+#include <linux/mutex.h>
+#include <linux/slab.h>
+#include <linux/uaccess.h>
+
+#include "ich9smi.h"
+
+/* Attached devices, for the one-per-VM rule and for debugfs. */
+static LIST_HEAD(ich9smi_devices);
+/* Protects ich9smi_devices and ich9smi_nr_devices. */
+static DEFINE_MUTEX(ich9smi_devices_lock);
+static unsigned int ich9smi_nr_devices;
+static DEFINE_IDA(ich9smi_ida);
+
+unsigned int ich9smi_instances(void)
+{
+	unsigned int nr;
+
+	mutex_lock(&ich9smi_devices_lock);
+	nr = ich9smi_nr_devices;
+	mutex_unlock(&ich9smi_devices_lock);
+	return nr;
+}
+
+static void ich9smi_dev_free(struct kref *kref)
+{
+	struct ich9smi_dev *dev = container_of(kref, struct ich9smi_dev, refs);
+
+	kvm_put_kvm(dev->kvm);
+	ida_free(&ich9smi_ida, dev->id);
+	kfree(dev);
+}
+
+void ich9smi_dev_put(struct ich9smi_dev *dev)
+{
+	kref_put(&dev->refs, ich9smi_dev_free);
+}
+
+/* Take the device off the VM's PIO bus; idempotent. */
+static void ich9smi_dev_unplug(struct ich9smi_dev *dev)
+{
+	struct kvm *kvm = dev->kvm;
+	int ret;
+
+	mutex_lock(&kvm->slots_lock);
+	if (dev->on_bus) {
+		ret = ich9smi_io_bus_unregister(kvm, &dev->iodev);
+		/*
+		 * From Linux 6.3 or so KVM calls the destructor itself, also
+		 * when it fails and drops the whole bus; older kernels leave
+		 * it to the caller. on_bus tells which happened.
+		 */
+		if (dev->on_bus)
+			dev->iodev.ops->destructor(&dev->iodev);
+		if (ret)
+			pr_warn_ratelimited("KVM dropped the VM's PIO bus while detaching: %d\n",
+					    ret);
+	}
+	mutex_unlock(&kvm->slots_lock);
+}
+
+/* Publish the device on the bus and in the device list. */
+static int ich9smi_dev_plug(struct ich9smi_dev *dev)
+{
+	struct kvm *kvm = dev->kvm;
+	struct ich9smi_dev *other;
+	int ret;
+
+	mutex_lock(&ich9smi_devices_lock);
+	list_for_each_entry(other, &ich9smi_devices, node) {
+		if (other->kvm == kvm) {
+			ret = -EEXIST;
+			goto unlock;
+		}
+	}
+
+	mutex_lock(&kvm->slots_lock);
+	kref_get(&dev->refs);
+	dev->on_bus = true;
+	ret = ich9smi_io_bus_register(kvm, &dev->iodev);
+	if (ret) {
+		dev->on_bus = false;
+		kref_put(&dev->refs, ich9smi_dev_free);
+	}
+	mutex_unlock(&kvm->slots_lock);
+	if (ret)
+		goto unlock;
+
+	list_add_tail(&dev->node, &ich9smi_devices);
+	ich9smi_nr_devices++;
+unlock:
+	mutex_unlock(&ich9smi_devices_lock);
+	return ret;
+}
+
+static void ich9smi_dev_detach(struct ich9smi_dev *dev)
+{
+	mutex_lock(&ich9smi_devices_lock);
+	list_del(&dev->node);
+	ich9smi_nr_devices--;
+	mutex_unlock(&ich9smi_devices_lock);
+
+	ich9smi_debugfs_remove(dev);
+	ich9smi_dev_unplug(dev);
+	ich9smi_dev_put(dev);
+}
+
+static int ich9smi_dev_release(struct inode *inode, struct file *file)
+{
+	ich9smi_dev_detach(file->private_data);
+	return 0;
+}
+
+static long ich9smi_set_host_features(struct ich9smi_dev *dev,
+				      void __user *argp)
+{
+	struct ich9smi_host_features arg;
+	int ret;
+
+	ret = ich9smi_copy_in(&arg, sizeof(arg), argp, NULL);
+	if (ret)
+		return ret;
+	if (arg.flags)
+		return -EINVAL;
+	if (!ich9smi_features_valid(arg.supported)) {
+		pr_info_ratelimited("pid %d: invalid host SMI features %#llx\n",
+				    task_pid_nr(current), arg.supported);
+		return -EINVAL;
+	}
+
+	spin_lock(&dev->lock);
+	if (dev->features_ok)
+		ret = -EBUSY;
+	else
+		dev->host_features = arg.supported;
+	spin_unlock(&dev->lock);
+	return ret;
+}
+
+static long ich9smi_negotiate(struct ich9smi_dev *dev, void __user *argp)
+{
+	struct ich9smi_negotiate arg;
+	u32 usize;
+	int ret;
+
+	ret = ich9smi_copy_in(&arg, sizeof(arg), argp, &usize);
+	if (ret)
+		return ret;
+	if (arg.flags || arg.reserved)
+		return -EINVAL;
+
+	spin_lock(&dev->lock);
+	ich9smi_negotiate_locked(dev, arg.requested);
+	arg.negotiated = dev->negotiated;
+	arg.features_ok = dev->features_ok;
+	spin_unlock(&dev->lock);
+
+	return ich9smi_copy_out(argp, usize, &arg, sizeof(arg));
+}
+
+static long ich9smi_reset(struct ich9smi_dev *dev, void __user *argp)
+{
+	struct ich9smi_reset arg;
+	int ret;
+
+	ret = ich9smi_copy_in(&arg, sizeof(arg), argp, NULL);
+	if (ret)
+		return ret;
+	if (arg.flags)
+		return -EINVAL;
+
+	spin_lock(&dev->lock);
+	ich9smi_reset_locked(dev);
+	spin_unlock(&dev->lock);
+	return 0;
+}
+
+static long ich9smi_set_smi_en(struct ich9smi_dev *dev, void __user *argp)
+{
+	struct ich9smi_smi_en arg;
+	int ret;
+
+	ret = ich9smi_copy_in(&arg, sizeof(arg), argp, NULL);
+	if (ret)
+		return ret;
+	if (arg.flags || arg.reserved)
+		return -EINVAL;
+
+	spin_lock(&dev->lock);
+	dev->smi_en = arg.smi_en;
+	spin_unlock(&dev->lock);
+	return 0;
+}
+
+static long ich9smi_set_exit_set(struct ich9smi_dev *dev, void __user *argp)
+{
+	struct ich9smi_exit_set arg;
+	int ret;
+
+	ret = ich9smi_copy_in(&arg, sizeof(arg), argp, NULL);
+	if (ret)
+		return ret;
+	if (arg.flags)
+		return -EINVAL;
+
+	spin_lock(&dev->lock);
+	bitmap_from_arr64(dev->exit_set, arg.values, ICH9SMI_EXIT_SET_BITS);
+	spin_unlock(&dev->lock);
+	return 0;
+}
+
+static long ich9smi_get_state(struct ich9smi_dev *dev, void __user *argp)
+{
+	struct ich9smi_state arg;
+	u32 usize;
+	int ret;
+
+	ret = ich9smi_copy_in(&arg, sizeof(arg), argp, &usize);
+	if (ret)
+		return ret;
+	if (arg.flags)
+		return -EINVAL;
+
+	memset(&arg, 0, sizeof(arg));
+	arg.size = usize;
+	spin_lock(&dev->lock);
+	arg.apm_cnt = dev->apm_cnt;
+	arg.apm_sts = dev->apm_sts;
+	arg.smi_en = dev->smi_en;
+	arg.host_features = dev->host_features;
+	arg.requested_features = dev->requested;
+	arg.negotiated_features = dev->negotiated;
+	arg.features_ok = dev->features_ok;
+	bitmap_to_arr64(arg.exit_set, dev->exit_set, ICH9SMI_EXIT_SET_BITS);
+	spin_unlock(&dev->lock);
+
+	return ich9smi_copy_out(argp, usize, &arg, sizeof(arg));
+}
+
+/* A state another host could have produced: the negotiation rules hold. */
+static bool ich9smi_state_valid(const struct ich9smi_state *s)
+{
+	if (s->reserved0 || s->reserved1 || s->features_ok > 1)
+		return false;
+	if (!ich9smi_features_valid(s->host_features))
+		return false;
+	if (!s->features_ok)
+		return !s->negotiated_features;
+	return !(s->negotiated_features & ~s->host_features) &&
+	       ich9smi_negotiation_valid(s->negotiated_features);
+}
+
+static long ich9smi_set_state(struct ich9smi_dev *dev, void __user *argp)
+{
+	struct ich9smi_state arg;
+	int ret;
+
+	ret = ich9smi_copy_in(&arg, sizeof(arg), argp, NULL);
+	if (ret)
+		return ret;
+	if (arg.flags)
+		return -EINVAL;
+	if (!ich9smi_state_valid(&arg)) {
+		pr_info_ratelimited("pid %d: inconsistent device state refused\n",
+				    task_pid_nr(current));
+		return -EINVAL;
+	}
+
+	spin_lock(&dev->lock);
+	dev->apm_cnt = arg.apm_cnt;
+	dev->apm_sts = arg.apm_sts;
+	dev->smi_en = arg.smi_en;
+	dev->host_features = arg.host_features;
+	dev->requested = arg.requested_features;
+	dev->negotiated = arg.negotiated_features;
+	dev->features_ok = arg.features_ok;
+	bitmap_from_arr64(dev->exit_set, arg.exit_set, ICH9SMI_EXIT_SET_BITS);
+	spin_unlock(&dev->lock);
+	return 0;
+}
+
+static long ich9smi_get_stats(struct ich9smi_dev *dev, void __user *argp)
+{
+	struct ich9smi_stats arg;
+	u32 usize;
+	u32 flags;
+	int ret;
+
+	ret = ich9smi_copy_in(&arg, sizeof(arg), argp, &usize);
+	if (ret)
+		return ret;
+	if (arg.flags & ~ICH9SMI_STATS_CLEAR)
+		return -EINVAL;
+
+	flags = arg.flags;
+	spin_lock(&dev->lock);
+	arg = dev->stats;
+	if (flags & ICH9SMI_STATS_CLEAR)
+		memset(&dev->stats, 0, sizeof(dev->stats));
+	spin_unlock(&dev->lock);
+	arg.size = usize;
+	arg.flags = flags;
+
+	return ich9smi_copy_out(argp, usize, &arg, sizeof(arg));
+}
+
+static long ich9smi_dev_ioctl(struct file *file, unsigned int cmd,
+			      unsigned long arg)
+{
+	struct ich9smi_dev *dev = file->private_data;
+	void __user *argp = (void __user *)arg;
+
+	switch (cmd) {
+	case ICH9SMI_SET_HOST_FEATURES:
+		return ich9smi_set_host_features(dev, argp);
+	case ICH9SMI_NEGOTIATE:
+		return ich9smi_negotiate(dev, argp);
+	case ICH9SMI_RESET:
+		return ich9smi_reset(dev, argp);
+	case ICH9SMI_SET_SMI_EN:
+		return ich9smi_set_smi_en(dev, argp);
+	case ICH9SMI_SET_EXIT_SET:
+		return ich9smi_set_exit_set(dev, argp);
+	case ICH9SMI_GET_STATE:
+		return ich9smi_get_state(dev, argp);
+	case ICH9SMI_SET_STATE:
+		return ich9smi_set_state(dev, argp);
+	case ICH9SMI_GET_STATS:
+		return ich9smi_get_stats(dev, argp);
+	default:
+		return -ENOTTY;
+	}
+}
+
+static const struct file_operations ich9smi_dev_fops = {
+	.owner = THIS_MODULE,
+	.release = ich9smi_dev_release,
+	.unlocked_ioctl = ich9smi_dev_ioctl,
+	.compat_ioctl = compat_ptr_ioctl,
+	.llseek = noop_llseek,
+};
+
+static struct ich9smi_dev *ich9smi_dev_alloc(struct kvm *kvm)
+{
+	struct ich9smi_dev *dev;
+	int id;
+
+	dev = kzalloc(sizeof(*dev), GFP_KERNEL_ACCOUNT);
+	if (!dev)
+		return ERR_PTR(-ENOMEM);
+
+	id = ida_alloc(&ich9smi_ida, GFP_KERNEL);
+	if (id < 0) {
+		kfree(dev);
+		return ERR_PTR(id);
+	}
+
+	dev->id = id;
+	kref_init(&dev->refs);
+	INIT_LIST_HEAD(&dev->node);
+	spin_lock_init(&dev->lock);
+	kvm_iodevice_init(&dev->iodev, &ich9smi_iodev_ops);
+	spin_lock(&dev->lock);
+	ich9smi_init_locked(dev);
+	spin_unlock(&dev->lock);
+	kvm_get_kvm(kvm);
+	dev->kvm = kvm;
+	return dev;
+}
+
+/*
+ * Attach a device to @kvm and return its fd. The caller holds a reference
+ * on the VM's file, so the VM is alive.
+ */
+int ich9smi_attach(struct kvm *kvm)
+{
+	struct ich9smi_dev *dev;
+	struct file *file;
+	int fd, ret;
+
+	dev = ich9smi_dev_alloc(kvm);
+	if (IS_ERR(dev))
+		return PTR_ERR(dev);
+
+	ret = ich9smi_dev_plug(dev);
+	if (ret) {
+		ich9smi_dev_put(dev);
+		return ret;
+	}
+
+	fd = get_unused_fd_flags(O_CLOEXEC);
+	if (fd < 0) {
+		ret = fd;
+		goto detach_dev;
+	}
+
+	file = anon_inode_getfile("ich9smi-dev", &ich9smi_dev_fops, dev,
+				  O_RDWR | O_CLOEXEC);
+	if (IS_ERR(file)) {
+		ret = PTR_ERR(file);
+		goto put_fd;
+	}
+
+	ich9smi_debugfs_add(dev);
+	fd_install(fd, file);
+	return fd;
+
+put_fd:
+	put_unused_fd(fd);
+detach_dev:
+	ich9smi_dev_detach(dev);
+	return ret;
+}

@@ -1,0 +1,157 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * ich9smi private definitions.
+ */
+#ifndef __ICH9SMI_H
+#define __ICH9SMI_H
+
+#include <linux/kref.h>
+#include <linux/kvm_host.h>
+#include <linux/list.h>
+#include <linux/spinlock.h>
+#include <linux/types.h>
+#include <kvm/iodev.h>
+#include <linux/ich9smi.h>
+
+/* The device decodes APM_CNT and APM_STS: two byte ports from 0xB2. */
+#define ICH9SMI_PORT_BASE	ICH9SMI_APM_CNT_PORT
+#define ICH9SMI_PORT_LEN	2
+
+#define ICH9SMI_EXIT_SET_BITS	256
+
+/**
+ * enum ich9smi_action - what a guest write of APM_CNT caused
+ * @ICH9SMI_ACT_NONE: APM_STS alone was written
+ * @ICH9SMI_ACT_EXIT: the value is in the exit set, passed on to the VMM
+ * @ICH9SMI_ACT_SUPPRESSED: SMI_EN.APMC_EN is clear, no SMI
+ * @ICH9SMI_ACT_UNICAST: SMI raised on the writing vCPU
+ * @ICH9SMI_ACT_BROADCAST: SMI raised on every vCPU
+ */
+enum ich9smi_action {
+	ICH9SMI_ACT_NONE,
+	ICH9SMI_ACT_EXIT,
+	ICH9SMI_ACT_SUPPRESSED,
+	ICH9SMI_ACT_UNICAST,
+	ICH9SMI_ACT_BROADCAST,
+};
+
+/**
+ * struct ich9smi_dev - the APM block of one VM
+ * @iodev: KVM PIO bus device covering 0xB2-0xB3
+ * @kvm: the VM, pinned with kvm_get_kvm() for the life of this struct
+ * @refs: one reference for the device fd, one while on the PIO bus
+ * @node: entry in ich9smi_devices, under ich9smi_devices_lock
+ * @id: number naming this device in debugfs
+ * @debugfs: this device's debugfs directory
+ * @on_bus: @iodev is registered on the PIO bus; written under
+ *          kvm->slots_lock or by the bus destructor once no vCPU can reach it
+ * @lock: protects every field below it; taken by vCPUs on guest accesses and
+ *        by the ioctls, never sleeps
+ * @apm_cnt: APM_CNT register
+ * @apm_sts: APM_STS register
+ * @smi_en: SMI_EN mirror set by the VMM
+ * @host_features: SMI features the VMM offers
+ * @requested: SMI features the guest last requested
+ * @negotiated: SMI features in force
+ * @features_ok: @negotiated is locked until reset
+ * @exit_set: APM_CNT values passed on to the VMM
+ * @stats: guest-visible activity counters
+ */
+struct ich9smi_dev {
+	struct kvm_io_device iodev;
+	struct kvm *kvm;
+	struct kref refs;
+	struct list_head node;
+	unsigned int id;
+	bool on_bus;
+	struct dentry *debugfs;
+
+	spinlock_t lock; /* see @lock above */
+	u8 apm_cnt;
+	u8 apm_sts;
+	u32 smi_en;
+	u64 host_features;
+	u64 requested;
+	u64 negotiated;
+	bool features_ok;
+	DECLARE_BITMAP(exit_set, ICH9SMI_EXIT_SET_BITS);
+	struct ich9smi_stats stats;
+};
+
+static inline struct ich9smi_dev *to_ich9smi_dev(struct kvm_io_device *iodev)
+{
+	return container_of(iodev, struct ich9smi_dev, iodev);
+}
+
+/* apm.c: the guest-facing side */
+extern const struct kvm_io_device_ops ich9smi_iodev_ops;
+bool ich9smi_features_valid(u64 features);
+bool ich9smi_negotiation_valid(u64 features);
+void ich9smi_negotiate_locked(struct ich9smi_dev *dev, u64 requested);
+void ich9smi_reset_locked(struct ich9smi_dev *dev);
+void ich9smi_init_locked(struct ich9smi_dev *dev);
+
+/* dev.c: the device fd */
+int ich9smi_attach(struct kvm *kvm);
+unsigned int ich9smi_instances(void);
+void ich9smi_dev_put(struct ich9smi_dev *dev);
+
+/* debugfs.c: for humans, not ABI */
+void ich9smi_debugfs_init(void);
+void ich9smi_debugfs_exit(void);
+void ich9smi_debugfs_add(struct ich9smi_dev *dev);
+void ich9smi_debugfs_remove(struct ich9smi_dev *dev);
+
+/* uaccess helpers shared by both fds */
+int ich9smi_copy_in(void *karg, size_t ksize, void __user *uarg, u32 *usize);
+int ich9smi_copy_out(void __user *uarg, u32 usize, const void *karg,
+		     size_t ksize);
+
+/*
+ * KVM's PIO bus. In a kernel tree KVM exports kvm_io_bus_register_dev() and
+ * kvm_io_bus_unregister_dev() (see the export patch) and the driver links to
+ * them. Stock kernels do not export them; the out-of-tree module resolves
+ * them when it loads (symbols.c).
+ */
+#ifdef ICH9SMI_OOT
+int ich9smi_symbols_init(void);
+void ich9smi_symbols_exit(void);
+enum ich9smi_resolution ich9smi_resolution(void);
+u32 ich9smi_symbols_info(void);
+int ich9smi_io_bus_register(struct kvm *kvm, struct kvm_io_device *iodev);
+int ich9smi_io_bus_unregister(struct kvm *kvm, struct kvm_io_device *iodev);
+#else
+static inline int ich9smi_symbols_init(void)
+{
+	return 0;
+}
+
+static inline void ich9smi_symbols_exit(void)
+{
+}
+
+static inline enum ich9smi_resolution ich9smi_resolution(void)
+{
+	return ICH9SMI_RESOLVE_LINKED;
+}
+
+static inline u32 ich9smi_symbols_info(void)
+{
+	return 0;
+}
+
+static inline int ich9smi_io_bus_register(struct kvm *kvm,
+					  struct kvm_io_device *iodev)
+{
+	return kvm_io_bus_register_dev(kvm, KVM_PIO_BUS, ICH9SMI_PORT_BASE,
+				       ICH9SMI_PORT_LEN, iodev);
+}
+
+static inline int ich9smi_io_bus_unregister(struct kvm *kvm,
+					    struct kvm_io_device *iodev)
+{
+	return kvm_io_bus_unregister_dev(kvm, KVM_PIO_BUS, iodev);
+}
+#endif
+
+#endif /* __ICH9SMI_H */
