@@ -64,7 +64,7 @@ struct cmd_desc {
 	unsigned long cmd;
 	size_t size;
 	bool on_dev;
-	uint32_t flags_ok;
+	u32 flags_ok;
 	struct {
 		size_t off;
 		size_t len;
@@ -96,7 +96,7 @@ static const struct cmd_desc cmds[] = {
 #define ARG_BUF_SIZE	8192
 
 /* A valid all-zero argument of @size bytes, the VM fd filled in for ATTACH. */
-static void fill_arg(char *buf, const struct cmd_desc *d, uint32_t size,
+static void fill_arg(char *buf, const struct cmd_desc *d, u32 size,
 		     int other_vm_fd)
 {
 	memset(buf, 0, ARG_BUF_SIZE);
@@ -106,24 +106,25 @@ static void fill_arg(char *buf, const struct cmd_desc *d, uint32_t size,
 		       &other_vm_fd, sizeof(other_vm_fd));
 }
 
-/* Run one command on the fd it belongs to; ATTACH gets a fresh VM. */
-static int run_cmd(struct __test_metadata *_metadata,
-		   FIXTURE_DATA(ich9smi) *self, const struct cmd_desc *d,
-		   uint32_t size, void (*mangle)(char *buf, const void *ctx),
-		   const void *ctx)
+/*
+ * Run one command on @fd with a @size-byte argument that @mangle may spoil;
+ * ATTACH gets a fresh VM made on @kvm_fd.
+ */
+static int run_cmd(int fd, int kvm_fd, const struct cmd_desc *d, u32 size,
+		   void (*mangle)(char *buf, const void *ctx), const void *ctx)
 {
 	static char buf[ARG_BUF_SIZE];
 	int vm_fd = -1, ret;
 
 	if (d->cmd == ICH9SMI_ATTACH) {
-		vm_fd = ich9smi_create_vm(self->kvm_fd);
-		EXPECT_LE(0, vm_fd);
+		vm_fd = ich9smi_create_vm(kvm_fd);
+		if (vm_fd < 0)
+			return vm_fd;
 	}
 	fill_arg(buf, d, size, vm_fd);
 	if (mangle)
 		mangle(buf, ctx);
-	ret = ich9smi_ioctl(d->on_dev ? self->dev_fd : self->ctl_fd, d->cmd,
-			    buf);
+	ret = ich9smi_ioctl(fd, d->cmd, buf);
 	if (d->cmd == ICH9SMI_ATTACH && ret >= 0) {
 		close(ret);
 		ret = 0;
@@ -135,7 +136,7 @@ static int run_cmd(struct __test_metadata *_metadata,
 
 static void set_flags(char *buf, const void *ctx)
 {
-	memcpy(buf + 4, ctx, sizeof(uint32_t));
+	memcpy(buf + 4, ctx, sizeof(u32));
 }
 
 static void set_tail(char *buf, const void *ctx)
@@ -154,53 +155,45 @@ static void set_reserved(char *buf, const void *ctx)
 
 TEST_F(ich9smi, arg_validation)
 {
-	const uint32_t unknown_flag = 1u << 31;
+	const u32 unknown_flag = 1u << 31;
 	size_t i, r;
 
-	for (i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+	for (i = 0; i < ARRAY_SIZE(cmds); i++) {
 		const struct cmd_desc *d = &cmds[i];
-		uint32_t flag;
+		int fd = d->on_dev ? self->dev_fd : self->ctl_fd;
+		int other_fd = d->on_dev ? self->ctl_fd : self->dev_fd;
+		int kvm = self->kvm_fd;
+		u32 flag;
 
 		TH_LOG("%s", d->name);
 		/* The exact size and a longer one with a zero tail work. */
-		EXPECT_EQ(0, run_cmd(_metadata, self, d, d->size, NULL, NULL));
-		EXPECT_EQ(0, run_cmd(_metadata, self, d, d->size + 64, NULL,
-				     NULL));
+		EXPECT_EQ(0, run_cmd(fd, kvm, d, d->size, NULL, NULL));
+		EXPECT_EQ(0, run_cmd(fd, kvm, d, d->size + 64, NULL, NULL));
 		/* Too short, a non-zero tail, more than a page. */
-		EXPECT_EQ(-EINVAL, run_cmd(_metadata, self, d, d->size - 1,
-					   NULL, NULL));
-		EXPECT_EQ(-EINVAL, run_cmd(_metadata, self, d, 0, NULL, NULL));
-		EXPECT_EQ(-E2BIG, run_cmd(_metadata, self, d, d->size + 8,
-					  set_tail, d));
-		EXPECT_EQ(-E2BIG, run_cmd(_metadata, self, d, 4097, NULL,
-					  NULL));
-		/* Unknown flags. */
-		EXPECT_EQ(-EINVAL, run_cmd(_metadata, self, d, d->size,
-					   set_flags, &unknown_flag));
+		EXPECT_EQ(-EINVAL, run_cmd(fd, kvm, d, d->size - 1, NULL, NULL));
+		EXPECT_EQ(-EINVAL, run_cmd(fd, kvm, d, 0, NULL, NULL));
+		EXPECT_EQ(-E2BIG, run_cmd(fd, kvm, d, d->size + 8, set_tail, d));
+		EXPECT_EQ(-E2BIG, run_cmd(fd, kvm, d, 4097, NULL, NULL));
+		/* Unknown flags fail, known ones work. */
+		EXPECT_EQ(-EINVAL, run_cmd(fd, kvm, d, d->size, set_flags,
+					   &unknown_flag));
 		for (flag = 1; flag; flag <<= 1) {
 			if (flag & d->flags_ok)
-				EXPECT_EQ(0, run_cmd(_metadata, self, d,
-						     d->size, set_flags,
-						     &flag));
+				EXPECT_EQ(0, run_cmd(fd, kvm, d, d->size,
+						     set_flags, &flag));
 		}
 		/* Each reserved field. */
 		for (r = 0; r < 2 && d->reserved[r].len; r++) {
 			size_t off = d->reserved[r].off + d->reserved[r].len - 1;
 
-			EXPECT_EQ(-EINVAL, run_cmd(_metadata, self, d,
-						   d->size, set_reserved,
-						   &off));
+			EXPECT_EQ(-EINVAL, run_cmd(fd, kvm, d, d->size,
+						   set_reserved, &off));
 		}
 		/* Bad pointers. */
-		EXPECT_EQ(-EFAULT, ich9smi_ioctl(d->on_dev ? self->dev_fd :
-						 self->ctl_fd, d->cmd, NULL));
-		EXPECT_EQ(-EFAULT, ich9smi_ioctl(d->on_dev ? self->dev_fd :
-						 self->ctl_fd, d->cmd,
-						 (void *)8));
+		EXPECT_EQ(-EFAULT, ich9smi_ioctl(fd, d->cmd, NULL));
+		EXPECT_EQ(-EFAULT, ich9smi_ioctl(fd, d->cmd, (void *)8));
 		/* The other fd does not know the command. */
-		EXPECT_EQ(-ENOTTY, ich9smi_ioctl(d->on_dev ? self->ctl_fd :
-						 self->dev_fd, d->cmd,
-						 NULL));
+		EXPECT_EQ(-ENOTTY, ich9smi_ioctl(other_fd, d->cmd, NULL));
 	}
 }
 
@@ -287,8 +280,8 @@ TEST_F(ich9smi, default_state)
 TEST_F(ich9smi, host_features)
 {
 	struct ich9smi_state st;
-	uint32_t ok;
-	uint64_t neg;
+	u32 ok;
+	u64 neg;
 
 	EXPECT_EQ(0, ich9smi_set_host_features(self->dev_fd, 0));
 	EXPECT_EQ(0, ich9smi_set_host_features(self->dev_fd, F_BC));
@@ -315,8 +308,8 @@ TEST_F(ich9smi, host_features)
 
 /* One negotiation from a fresh (reset) device. */
 struct negotiation {
-	uint64_t host;
-	uint64_t requested;
+	u64 host;
+	u64 requested;
 	bool ok;
 };
 
@@ -344,10 +337,10 @@ TEST_F(ich9smi, negotiation_rules)
 	struct ich9smi_state st;
 	size_t i;
 
-	for (i = 0; i < sizeof(negotiations) / sizeof(negotiations[0]); i++) {
+	for (i = 0; i < ARRAY_SIZE(negotiations); i++) {
 		const struct negotiation *n = &negotiations[i];
-		uint32_t ok;
-		uint64_t neg;
+		u32 ok;
+		u64 neg;
 
 		TH_LOG("host %#llx requested %#llx",
 		       (unsigned long long)n->host,
@@ -368,8 +361,8 @@ TEST_F(ich9smi, negotiation_rules)
 TEST_F(ich9smi, negotiation_lock_and_reset)
 {
 	struct ich9smi_state st;
-	uint32_t ok;
-	uint64_t neg;
+	u32 ok;
+	u64 neg;
 
 	ASSERT_EQ(0, ich9smi_set_host_features(self->dev_fd, ICH9SMI_F_ALL));
 	/* A rejected request leaves the negotiation open. */
@@ -418,6 +411,7 @@ static struct ich9smi_state sample_state(void)
 
 TEST_F(ich9smi, state_round_trip)
 {
+	const u64 exit_set[4] = { 0, 0, 0, 5 };
 	struct ich9smi_state in = sample_state(), out;
 	int dev2, vm2;
 
@@ -439,8 +433,7 @@ TEST_F(ich9smi, state_round_trip)
 
 	/* Single-purpose setters land in the same state. */
 	ASSERT_EQ(0, ich9smi_set_smi_en(self->dev_fd, 0xdeadbeef));
-	ASSERT_EQ(0, ich9smi_set_exit_set(self->dev_fd,
-					  (uint64_t[4]){ 0, 0, 0, 5 }));
+	ASSERT_EQ(0, ich9smi_set_exit_set(self->dev_fd, exit_set));
 	ASSERT_EQ(0, ich9smi_get_state(self->dev_fd, &out));
 	EXPECT_EQ(0xdeadbeef, out.smi_en);
 	EXPECT_EQ(0, out.exit_set[0]);
@@ -473,7 +466,7 @@ TEST_F(ich9smi, state_validation)
 
 	ASSERT_EQ(0, ich9smi_set_state(self->dev_fd, &good));
 	ASSERT_EQ(0, ich9smi_get_state(self->dev_fd, &before));
-	for (i = 0; i < sizeof(breakers) / sizeof(breakers[0]); i++) {
+	for (i = 0; i < ARRAY_SIZE(breakers); i++) {
 		struct ich9smi_state bad = good;
 
 		breakers[i](&bad);
@@ -509,7 +502,7 @@ TEST_F(ich9smi, short_output_is_not_overrun)
 {
 	struct {
 		struct ich9smi_info info;
-		uint64_t guard[4];
+		u64 guard[4];
 	} big;
 
 	memset(&big, 0, sizeof(big));

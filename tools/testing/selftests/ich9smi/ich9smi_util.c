@@ -66,7 +66,7 @@ int ich9smi_set_state(int dev_fd, const struct ich9smi_state *state)
 	return ich9smi_ioctl(dev_fd, ICH9SMI_SET_STATE, &arg);
 }
 
-int ich9smi_get_stats(int dev_fd, struct ich9smi_stats *stats, uint32_t flags)
+int ich9smi_get_stats(int dev_fd, struct ich9smi_stats *stats, u32 flags)
 {
 	memset(stats, 0, sizeof(*stats));
 	stats->size = sizeof(*stats);
@@ -74,7 +74,7 @@ int ich9smi_get_stats(int dev_fd, struct ich9smi_stats *stats, uint32_t flags)
 	return ich9smi_ioctl(dev_fd, ICH9SMI_GET_STATS, stats);
 }
 
-int ich9smi_set_host_features(int dev_fd, uint64_t supported)
+int ich9smi_set_host_features(int dev_fd, u64 supported)
 {
 	struct ich9smi_host_features arg = {
 		.size = sizeof(arg),
@@ -84,14 +84,14 @@ int ich9smi_set_host_features(int dev_fd, uint64_t supported)
 	return ich9smi_ioctl(dev_fd, ICH9SMI_SET_HOST_FEATURES, &arg);
 }
 
-int ich9smi_set_smi_en(int dev_fd, uint32_t smi_en)
+int ich9smi_set_smi_en(int dev_fd, u32 smi_en)
 {
 	struct ich9smi_smi_en arg = { .size = sizeof(arg), .smi_en = smi_en };
 
 	return ich9smi_ioctl(dev_fd, ICH9SMI_SET_SMI_EN, &arg);
 }
 
-int ich9smi_set_exit_set(int dev_fd, const uint64_t values[4])
+int ich9smi_set_exit_set(int dev_fd, const u64 values[4])
 {
 	struct ich9smi_exit_set arg = { .size = sizeof(arg) };
 
@@ -106,8 +106,8 @@ int ich9smi_reset(int dev_fd)
 	return ich9smi_ioctl(dev_fd, ICH9SMI_RESET, &arg);
 }
 
-int ich9smi_negotiate(int dev_fd, uint64_t requested, uint64_t *negotiated,
-		      uint32_t *features_ok)
+int ich9smi_negotiate(int dev_fd, u64 requested, u64 *negotiated,
+		      u32 *features_ok)
 {
 	struct ich9smi_negotiate arg = {
 		.size = sizeof(arg),
@@ -123,10 +123,10 @@ int ich9smi_negotiate(int dev_fd, uint64_t requested, uint64_t *negotiated,
 	return 0;
 }
 
-int ich9smi_setup_smi(int dev_fd, uint64_t features)
+int ich9smi_setup_smi(int dev_fd, u64 features)
 {
-	uint32_t features_ok;
-	uint64_t negotiated;
+	u32 features_ok;
+	u64 negotiated;
 	int ret;
 
 	ret = ich9smi_set_host_features(dev_fd, features);

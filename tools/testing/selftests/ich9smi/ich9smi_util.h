@@ -10,6 +10,9 @@
 #include <stdint.h>
 #include <linux/ich9smi.h>
 
+typedef __u32 u32;
+typedef __u64 u64;
+
 #define ICH9SMI_DEV_PATH	"/dev/ich9smi"
 
 /* ioctl(fd, cmd, arg): 0 or a non-negative result, else -errno. */
@@ -27,23 +30,23 @@ int ich9smi_attach_vm(int ctl_fd, int vm_fd);
 int ich9smi_get_info(int ctl_fd, struct ich9smi_info *info);
 int ich9smi_get_state(int dev_fd, struct ich9smi_state *state);
 int ich9smi_set_state(int dev_fd, const struct ich9smi_state *state);
-int ich9smi_get_stats(int dev_fd, struct ich9smi_stats *stats, uint32_t flags);
-int ich9smi_set_host_features(int dev_fd, uint64_t supported);
-int ich9smi_set_smi_en(int dev_fd, uint32_t smi_en);
-int ich9smi_set_exit_set(int dev_fd, const uint64_t values[4]);
+int ich9smi_get_stats(int dev_fd, struct ich9smi_stats *stats, u32 flags);
+int ich9smi_set_host_features(int dev_fd, u64 supported);
+int ich9smi_set_smi_en(int dev_fd, u32 smi_en);
+int ich9smi_set_exit_set(int dev_fd, const u64 values[4]);
 int ich9smi_reset(int dev_fd);
 
 /*
  * ICH9SMI_NEGOTIATE with @requested; on success the outcome is in
  * *negotiated and *features_ok.
  */
-int ich9smi_negotiate(int dev_fd, uint64_t requested, uint64_t *negotiated,
-		      uint32_t *features_ok);
+int ich9smi_negotiate(int dev_fd, u64 requested, u64 *negotiated,
+		      u32 *features_ok);
 
 /*
  * Configure a device for SMIs: host features = negotiated = @features (0
  * for unicast), SMI_EN.APMC_EN set. Returns 0 or -errno.
  */
-int ich9smi_setup_smi(int dev_fd, uint64_t features);
+int ich9smi_setup_smi(int dev_fd, u64 features);
 
 #endif /* SELFTEST_ICH9SMI_UTIL_H */
