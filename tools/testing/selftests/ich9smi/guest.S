@@ -1,0 +1,70 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Guest code of the ich9smi selftests, 16-bit. vm.c copies
+ * guest_code..guest_code_end to GUEST_CODE and one of the SMM handlers to
+ * SMBASE + SMM_HANDLER of every vCPU. vcpu_start() enters the guest code in
+ * real mode with %ebx = the vCPU's SMM entry count address and %ecx = an
+ * argument. It is data to the host program, hence .rodata.
+ */
+#include "guest.h"
+
+	.section .rodata, "a"
+	.code16
+
+/* Report %eax to the test, see vcpu_sync(). */
+.macro sync
+	movw	$GUEST_SYNC_PORT, %dx
+	outl	%eax, %dx
+.endm
+
+	.globl	guest_code, guest_code_end
+	.globl	guest_apm_smi, guest_halt
+guest_code:
+
+/*
+ * Raise an SMI the way OVMF does: data byte %ch to APM_STS, then command
+ * byte %cl to APM_CNT. Report the SMM entry count as the next instruction
+ * sees it, then halt.
+ */
+guest_apm_smi:
+	movb	%ch, %al
+	outb	%al, $APM_STS_PORT
+	movb	%cl, %al
+	outb	%al, $APM_CNT_PORT
+	movl	(%ebx), %eax
+	sync
+	/* fall through */
+
+/* Halt for good; an SMI wakes the vCPU, and it halts again after RSM. */
+guest_halt:
+1:	hlt
+	jmp	1b
+
+guest_code_end:
+
+/*
+ * SMM handlers: entered at SMBASE + SMM_HANDLER with CS base SMBASE and data
+ * segments of base 0 and 4 GiB limit. Each adds one to its vCPU's SMM entry
+ * count, whose address vm.c stores at SMBASE + SMM_COUNT_PTR, and RSMs.
+ */
+.macro count_smm_entry
+	movl	%cs:SMM_COUNT_PTR, %ebx
+	incl	(%ebx)
+.endm
+
+	.globl	smm_count, smm_count_end
+smm_count:
+	count_smm_entry
+	rsm
+smm_count_end:
+
+/* The same, and report the new count to the test from inside SMM. */
+	.globl	smm_count_sync, smm_count_sync_end
+smm_count_sync:
+	count_smm_entry
+	movl	(%ebx), %eax
+	sync
+	rsm
+smm_count_sync_end:
+
+	.section .note.GNU-stack, "", %progbits
