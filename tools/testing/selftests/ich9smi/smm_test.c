@@ -8,7 +8,7 @@
  */
 #include <time.h>
 
-#include "kselftest_harness.h"
+#include "../kselftest_harness.h"
 #include "vm.h"
 
 /* guest_apm_smi writes APM_DATA to APM_STS, then APM_COMMAND to APM_CNT. */

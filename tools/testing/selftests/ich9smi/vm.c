@@ -16,7 +16,7 @@
 #include <unistd.h>
 #include <linux/ich9smi.h>
 
-#include "kselftest.h"
+#include "../kselftest.h"
 #include "vm.h"
 
 #define MSR_IA32_SMBASE	0x9e
