@@ -1,0 +1,203 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# check.sh check|demo: the README's two commands.
+#
+# check: install what is missing, run the static checks (checkpatch, sparse,
+#        W=1, shellcheck), build the module for each Debian kernel under test
+#        and the selftests, and run every selftest in a guest of each kernel.
+# demo:  build, then run the demo job in the same guests, console shown.
+#
+# Both print timings, a summary per kernel and, last, one line
+# "N passed, N failed[, N skipped]"; the exit status is 1 if anything failed.
+set -euo pipefail
+# shellcheck source=scripts/lib.sh
+. "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
+
+mode=${1:-}
+case $mode in
+check | demo) ;;
+*) die "usage: $0 check|demo" ;;
+esac
+
+scripts=$ICH9SMI_ROOT/scripts
+logs=$ICH9SMI_CACHE/runs/$mode
+rm -rf "$logs"
+mkdir -p "$logs"
+ICH9SMI_RESULTS=$logs/results
+ICH9SMI_TIMES=$logs/times
+: >"$ICH9SMI_RESULTS"
+: >"$ICH9SMI_TIMES"
+export ICH9SMI_RESULTS ICH9SMI_TIMES
+
+# timed NAME CMD...: run CMD and record how long it took.
+timed() {
+	local name=$1 start rc=0
+
+	shift
+	start=$EPOCHREALTIME
+	"$@" || rc=$?
+	timing "$name" "$(since "$start")"
+	return "$rc"
+}
+
+# logged LOG CMD...: run CMD with its output in LOG, shown only on failure.
+logged() {
+	local log=$1
+
+	shift
+	if ! "$@" >"$log" 2>&1; then
+		sed 's/^/    /' "$log"
+		return 1
+	fi
+}
+
+# The lines of a build log that make a check fail.
+complaints() {
+	grep -E '(warning|error):' "$1"
+}
+
+install_all() {
+	"$scripts/deps.sh"
+	mapfile -t kernels < <(debian_kernels)
+	"$scripts/fetch.sh" "${kernels[@]}"
+}
+
+checkpatch() {
+	local files out
+
+	mapfile -t files < <(cd "$ICH9SMI_ROOT" &&
+		find Kbuild drivers/virt/ich9smi include/uapi/linux/ich9smi.h \
+		     tools/testing/selftests/ich9smi -type f \
+		     \( -name '*.[chS]' -o -name Makefile -o -name Kbuild \
+			-o -name Kconfig \) 2>/dev/null | sort)
+	if out=$(cd "$ICH9SMI_ROOT" &&
+		 perl "$KSRC_DIR/scripts/checkpatch.pl" --strict --no-tree \
+			--quiet --show-types -f "${files[@]}" 2>&1); then
+		result pass "checkpatch --strict" "${#files[@]} files"
+	else
+		printf '%s\n' "$out" | sed 's/^/    /'
+		result fail "checkpatch --strict" "see above"
+	fi
+}
+
+shellcheck_scripts() {
+	local out
+
+	if out=$(cd "$ICH9SMI_ROOT" &&
+		 shellcheck -x scripts/*.sh scripts/guest-init .ci/run 2>&1); then
+		result pass "shellcheck"
+	else
+		printf '%s\n' "$out" | sed 's/^/    /'
+		result fail "shellcheck" "see above"
+	fi
+}
+
+static_checks() {
+	checkpatch
+	shellcheck_scripts
+}
+
+# build_module KVER: a clean W=1 build, then sparse over every source
+# (C=2; same flags, so nothing is rebuilt). Either may print nothing.
+build_module() {
+	local kver=$1 log=$logs/$1.build.log
+
+	export KDIR=/usr/src/linux-headers-$kver
+	"$scripts/module.sh" clean >/dev/null 2>&1 || true
+	if [ "$mode" = demo ]; then
+		logged "$log" "$scripts/module.sh" || {
+			result fail "$kver: build"
+			return 1
+		}
+		result pass "$kver: build"
+		return 0
+	fi
+	if ! logged "$log" "$scripts/module.sh" W=1; then
+		result fail "$kver: build (W=1)"
+		return 1
+	elif complaints "$log"; then
+		result fail "$kver: build (W=1)" "warnings, see above"
+	else
+		result pass "$kver: build (W=1)"
+	fi
+	log=$logs/$kver.sparse.log
+	if ! logged "$log" "$scripts/module.sh" W=1 C=2; then
+		result fail "$kver: sparse (C=2)"
+	elif complaints "$log"; then
+		result fail "$kver: sparse (C=2)" "warnings, see above"
+	else
+		result pass "$kver: sparse (C=2)"
+	fi
+}
+
+build_selftests() {
+	local log=$logs/selftests.build.log
+
+	if logged "$log" "$scripts/selftests.sh"; then
+		result pass "selftests build"
+	else
+		result fail "selftests build"
+		return 1
+	fi
+}
+
+# count STATUS [NAME PREFIX]
+count() {
+	awk -F'\t' -v s="$1" -v p="${2:-}" \
+		'$1 == s && index($2, p) == 1 { n++ } END { print n + 0 }' \
+		"$ICH9SMI_RESULTS"
+}
+
+# summary [NAME PREFIX]: "N passed, N failed[, N skipped]"
+summary() {
+	local skipped
+
+	printf '%s passed, %s failed' "$(count pass "$@")" "$(count fail "$@")"
+	skipped=$(count skip "$@")
+	[ "$skipped" -eq 0 ] || printf ', %s skipped' "$skipped"
+	printf '\n'
+}
+
+report() {
+	local kver
+
+	msg ""
+	msg "== timings (seconds)"
+	awk -F'\t' '{ printf "   %-40s %7.1f\n", $1, $2 }' "$ICH9SMI_TIMES"
+	for kver in "${kernels[@]}"; do
+		msg "== $kver: $(summary "$kver: ")"
+	done
+	summary
+	[ "$(count fail)" -eq 0 ]
+}
+
+kernels=()
+start=$EPOCHREALTIME
+if ! timed "install (packages, kernels, sources)" install_all; then
+	result fail "install" "see above"
+	report
+	exit 1
+fi
+
+[ "$mode" != check ] ||
+	timed "static checks (checkpatch, shellcheck)" static_checks
+
+built=()
+for kver in "${kernels[@]}"; do
+	if timed "$kver: module build" build_module "$kver"; then
+		built+=("$kver")
+	fi
+done
+timed "selftests build" build_selftests || built=()
+
+[ "$mode" = check ] || export ICH9SMI_VERBOSE=1
+for kver in "${kernels[@]}"; do
+	if [[ " ${built[*]} " != *" $kver "* ]]; then
+		result skip "$kver: guest run" "nothing to run: a build failed"
+		continue
+	fi
+	timed "$kver: guest run" "$scripts/vm.sh" "$kver" "$mode" || true
+done
+timing "total" "$(since "$start")"
+report

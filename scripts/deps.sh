@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Install what the build and the test guest need, from Debian's archive.
+# Only missing packages are installed, so a re-run costs a dpkg query.
+set -euo pipefail
+# shellcheck source=scripts/lib.sh
+. "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
+
+# Tools for building, checking and booting; kernel headers are added below.
+packages=(
+	make gcc libc6-dev perl rsync
+	sparse shellcheck "$KSRC_PKG"
+	qemu-system-x86 busybox-static cpio kmod xz-utils
+)
+
+installed() {
+	[ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null)" = \
+	  'install ok installed' ]
+}
+
+export DEBIAN_FRONTEND=noninteractive
+
+# A fresh machine may have no package lists yet.
+if [ -z "$(apt-cache pkgnames linux-image-6.)" ]; then
+	apt-get update -q
+fi
+
+for kver in $(debian_kernels); do
+	packages+=("linux-headers-$kver")
+done
+
+missing=()
+for pkg in "${packages[@]}"; do
+	installed "$pkg" || missing+=("$pkg")
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+	msg "deps: all ${#packages[@]} packages present"
+	exit 0
+fi
+msg "deps: installing ${missing[*]}"
+[ "$(id -u)" -eq 0 ] || die "not root: install these packages: ${missing[*]}"
+if ! apt-get install -y -q --no-install-recommends "${missing[@]}"; then
+	# The lists may be older than the archive (a kernel ABI bump).
+	apt-get update -q
+	apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi

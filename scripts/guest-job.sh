@@ -1,0 +1,143 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# The test guest's job, run as PID 1 by scripts/guest-init in the host's root
+# (shared read-only over 9p). It loads KVM and the module under test, runs
+# the selftests, and leaves everything it saw in /run/results (a host
+# directory) for scripts/vm.sh to judge: steps, one <test>.tap and
+# <test>.rc per selftest, dmesg.txt, kmemleak.txt (when the kernel has
+# kmemleak), tainted, times and, last, done.
+# It judges nothing itself beyond what a step needs to go on.
+set -uo pipefail
+
+export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+results=/run/results
+# KROOT, MODULE, SELFTESTS_DIR, SELFTESTS, TEST_TIMEOUT, written by vm.sh.
+# shellcheck source=/dev/null
+. "$results/job.env"
+
+say() {
+	printf 'ich9smi-guest: %s\n' "$*"
+}
+
+# step STATUS NAME [DETAIL], STATUS as in lib.sh's result().
+step() {
+	printf '%s\t%s\t%s\n' "$1" "$2" "${3:-}" >>"$results/steps"
+	say "$1 $2${3:+: $3}"
+}
+
+uptime_s() {
+	cut -d' ' -f1 /proc/uptime
+}
+
+power_off() {
+	sync
+	echo o >/proc/sysrq-trigger
+	sleep 60
+}
+trap power_off EXIT
+
+job=
+for arg in $(</proc/cmdline); do
+	case $arg in
+	ich9smi_job=*) job=${arg#*=} ;;
+	esac
+done
+
+load_kvm() {
+	local mod out
+
+	if grep -qw svm /proc/cpuinfo; then
+		mod=kvm_amd
+	elif grep -qw vmx /proc/cpuinfo; then
+		mod=kvm_intel
+	else
+		step fail "load KVM" "the guest CPU has neither svm nor vmx"
+		return 1
+	fi
+	if ! out=$(modprobe -d "$KROOT" "$mod" 2>&1); then
+		step fail "load KVM" "modprobe $mod: $out"
+		return 1
+	fi
+	# A selftest would only skip without it; here that is a setup failure.
+	if [ ! -c /dev/kvm ]; then
+		step fail "load KVM" "$mod loaded but there is no /dev/kvm"
+		return 1
+	fi
+	step pass "load KVM" "$mod"
+}
+
+load_module() {
+	local out
+
+	if ! out=$(insmod "$MODULE" 2>&1); then
+		step fail "insmod ich9smi.ko" "$out"
+		return 1
+	fi
+	step pass "insmod ich9smi.ko"
+}
+
+unload_module() {
+	local out
+
+	if ! out=$(rmmod ich9smi 2>&1); then
+		step fail "rmmod ich9smi" "$out"
+		return 1
+	fi
+	step pass "rmmod ich9smi"
+}
+
+# run_selftest NAME: its output goes to the console and to NAME.tap.
+run_selftest() {
+	local rc
+
+	say "running $1"
+	(cd "$SELFTESTS_DIR" &&
+	 timeout -k 10 "$TEST_TIMEOUT" "./$1") 2>&1 | tee "$results/$1.tap"
+	rc=${PIPESTATUS[0]}
+	printf '%s\n' "$rc" >"$results/$1.rc"
+}
+
+run_selftests() {
+	local test
+
+	for test in $SELFTESTS; do
+		run_selftest "$test"
+	done
+}
+
+# The demo job; for now the selftests, shown as they run.
+run_demo() {
+	run_selftests
+}
+
+# Ask kmemleak, where the kernel has it, for its list of leaked objects.
+kmemleak_scan() {
+	local ctl=/sys/kernel/debug/kmemleak
+
+	[ -w "$ctl" ] || return 0
+	echo scan >"$ctl"
+	cat "$ctl" >"$results/kmemleak.txt"
+}
+
+mount -t debugfs debugfs /sys/kernel/debug
+printf 'boot %s\n' "$(uptime_s)" >"$results/times"
+say "job '$job' on $(uname -r)"
+
+if [ "$(uname -r)" != "$KVER" ]; then
+	step fail "kernel release" "booted $(uname -r), expected $KVER"
+elif load_kvm && load_module; then
+	case $job in
+	check) run_selftests ;;
+	demo) run_demo ;;
+	*) step fail "job" "unknown job '$job'" ;;
+	esac
+	printf 'tests %s\n' "$(uptime_s)" >>"$results/times"
+	unload_module
+fi
+
+kmemleak_scan
+dmesg >"$results/dmesg.txt"
+cat /proc/sys/kernel/tainted >"$results/tainted"
+: >"$results/done"
+say "done"

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# selftests.sh [MAKE ARGS...]: build tools/testing/selftests/ich9smi into
+# .cache/selftests/ the way a kernel tree would: the directory is copied
+# beside the kselftest framework taken from Debian's kernel sources
+# (scripts/fetch.sh), where its "include ../lib.mk" and
+# "#include ../kselftest_harness.h" resolve. Warnings are errors.
+set -euo pipefail
+# shellcheck source=scripts/lib.sh
+. "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
+
+[ -f "$KSFT_DIR/lib.mk" ] || "$ICH9SMI_ROOT/scripts/fetch.sh"
+rsync -a --delete "$SELFTESTS_SRC/" "$KSFT_DIR/ich9smi/"
+mkdir -p "$SELFTESTS_OUT"
+make -C "$KSFT_DIR/ich9smi" OUTPUT="$SELFTESTS_OUT" \
+	ICH9SMI_UAPI="$ICH9SMI_ROOT/include/uapi" USERCFLAGS=-Werror "$@"

@@ -1,0 +1,283 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# vm.sh KVER JOB: boot the cached Debian kernel KVER in QEMU, run JOB
+# ("check" or "demo") in it with scripts/guest-job.sh, and judge what the
+# guest left behind: every step, every selftest's TAP results, the kernel log
+# and taint flags, and whether it powered off in time. Outcomes go through
+# result(); the exit status is non-zero when any of them failed.
+#
+# Environment: ICH9SMI_VERBOSE=1 streams the guest console and boots quietly
+# (make demo); ICH9SMI_ACCEL=tcg|kvm overrides the choice of accelerator;
+# ICH9SMI_VM_TIMEOUT bounds one boot (seconds, default 300);
+# ICH9SMI_TEST_TIMEOUT bounds one selftest program (default 240).
+set -euo pipefail
+# shellcheck source=scripts/lib.sh
+. "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
+
+[ $# -eq 2 ] || die "usage: $0 KVER JOB"
+kver=$1
+job=$2
+vm_timeout=${ICH9SMI_VM_TIMEOUT:-300}
+verbose=${ICH9SMI_VERBOSE:-}
+
+kdir=$(kernel_dir "$kver")
+root=$kdir/root
+moddir=$root/lib/modules/$kver
+run=$ICH9SMI_CACHE/runs/$kver-$job
+results=$run/results
+[ -f "$root/boot/vmlinuz-$kver" ] || die "kernel $kver is not in the cache (scripts/fetch.sh $kver)"
+for path in "$ICH9SMI_ROOT" "$ICH9SMI_CACHE"; do
+	case $path in
+	/*[!A-Za-z0-9/._+-]* | [!/]*)
+		die "'$path' cannot go on a kernel command line: want an absolute path of letters, digits and /._+-"
+		;;
+	esac
+done
+
+failed=0
+record() {
+	result "$@"
+	[ "$1" != fail ] || failed=1
+}
+
+# The modules.dep path of a module, empty when it is built in.
+module_dep_path() {
+	awk -F: -v name="${1//-/_}" '{
+		base = $1
+		sub(/.*\//, "", base)
+		sub(/\.ko(\.[a-z]+)?$/, "", base)
+		gsub(/-/, "_", base)
+		if (base == name) { print $1; exit }
+	}' "$moddir/modules.dep"
+}
+
+# Append a module (a modules.dep path) and, before it, what it depends on.
+declare -A queued
+initramfs_modules=()
+queue_module() {
+	local dep deps
+
+	[ -z "${queued[$1]:-}" ] || return 0
+	queued[$1]=1
+	read -ra deps < <(awk -F': *' -v p="$1" '$1 == p { print $2; exit }' \
+			  "$moddir/modules.dep")
+	for dep in "${deps[@]}"; do
+		queue_module "$dep"
+	done
+	initramfs_modules+=("$1")
+}
+
+# The initramfs: static busybox, guest-init, and the 9p client modules (and
+# what they need) decompressed, in load order.
+make_initramfs() {
+	local work=$run/initramfs mod path name unpack
+
+	mkdir -p "$work"/{bin,dev,proc,sys,modules}
+	cp /bin/busybox "$work/bin/busybox"
+	ln -s busybox "$work/bin/sh"
+	install -m 755 "$ICH9SMI_ROOT/scripts/guest-init" "$work/init"
+	for mod in 9p 9pnet_virtio virtio_pci; do
+		path=$(module_dep_path "$mod")
+		if [ -n "$path" ]; then
+			queue_module "$path"
+		elif ! grep -Eq "/${mod}\\.ko\$" "$moddir/modules.builtin"; then
+			die "$kver has no module $mod"
+		fi
+	done
+	for path in "${initramfs_modules[@]}"; do
+		case $path in
+		*.xz) unpack=(xz -dc) ;;
+		*.zst) unpack=(zstd -dcq) ;;
+		*.gz) unpack=(gzip -dc) ;;
+		*) unpack=(cat) ;;
+		esac
+		name=${path##*/}
+		name=${name%.ko*}.ko
+		"${unpack[@]}" "$moddir/$path" >"$work/modules/$name"
+		printf '%s\n' "$name" >>"$work/modules/order"
+	done
+	(cd "$work" && find . | cpio -o -H newc --quiet) >"$run/initramfs.cpio"
+	rm -rf "$work"
+}
+
+write_job_env() {
+	local tests
+
+	tests=$(selftest_names | tr '\n' ' ')
+	{
+		printf 'KVER=%q\n' "$kver"
+		printf 'KROOT=%q\n' "$root"
+		printf 'MODULE=%q\n' "$(module_path "$kver")"
+		printf 'SELFTESTS_DIR=%q\n' "$SELFTESTS_OUT"
+		printf 'SELFTESTS=%q\n' "${tests% }"
+		printf 'TEST_TIMEOUT=%q\n' "${ICH9SMI_TEST_TIMEOUT:-240}"
+	} >"$results/job.env"
+}
+
+# KVM only when the guest can use it in turn: a /dev/kvm without nested
+# virtualization (common in cloud VMs) gives a guest without svm/vmx.
+accelerator() {
+	local nested
+
+	if [ -n "${ICH9SMI_ACCEL:-}" ]; then
+		printf '%s\n' "$ICH9SMI_ACCEL"
+		return
+	fi
+	for nested in /sys/module/kvm_{amd,intel}/parameters/nested; do
+		if [ -w /dev/kvm ] && grep -qsE '^(1|Y)$' "$nested"; then
+			printf 'kvm\n'
+			return
+		fi
+	done
+	printf 'tcg\n'
+}
+
+boot() {
+	local accel append cmd
+
+	accel=$(accelerator)
+	append="console=ttyS0 panic=-1 mitigations=off"
+	append+=" ich9smi_job=$job ich9smi_repo=$ICH9SMI_ROOT"
+	append+=" ich9smi_keep=$ICH9SMI_ROOT:$ICH9SMI_CACHE"
+	[ -z "$verbose" ] || append+=" quiet"
+	cmd=(qemu-system-x86_64 -M q35 -accel "$accel" -cpu max -smp 2 -m 2G
+	     -nodefaults -no-reboot -display none -serial stdio
+	     -kernel "$root/boot/vmlinuz-$kver" -initrd "$run/initramfs.cpio"
+	     -append "$append"
+	     -virtfs "local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap"
+	     -virtfs "local,path=$results,mount_tag=results,security_model=none,multidevs=remap")
+	msg "vm: booting $kver ($accel), job $job"
+	set +e
+	if [ -n "$verbose" ]; then
+		timeout -k 10 "$vm_timeout" "${cmd[@]}" </dev/null 2>&1 |
+			tee "$run/console.log"
+		qemu_rc=${PIPESTATUS[0]}
+	else
+		timeout -k 10 "$vm_timeout" "${cmd[@]}" </dev/null \
+			>"$run/console.log" 2>&1
+		qemu_rc=$?
+	fi
+	set -e
+}
+
+# A value from the guest's "times" file (guest uptime in seconds).
+guest_time() {
+	[ ! -f "$results/times" ] ||
+		awk -v k="$1" '$1 == k { print $2 }' "$results/times"
+}
+
+judge_boot() {
+	local wall=$1 up tests
+
+	up=$(guest_time boot)
+	tests=$(guest_time tests)
+	timing "$kver: qemu run" "$wall"
+	[ -z "$up" ] || timing "$kver: boot to job" "$up"
+	[ -z "$tests" ] || timing "$kver: load + tests" \
+		"$(awk -v a="$up" -v b="$tests" 'BEGIN { printf "%.1f", b - a }')"
+	if [ "$qemu_rc" -eq 124 ] || [ "$qemu_rc" -eq 137 ]; then
+		record fail "$kver: guest powered off" \
+			"hang: still running after ${vm_timeout}s, see $run/console.log"
+	elif [ ! -e "$results/done" ]; then
+		record fail "$kver: guest powered off" \
+			"the job did not finish (qemu exit $qemu_rc), see $run/console.log"
+	else
+		record pass "$kver: guest powered off" "${wall}s"
+	fi
+}
+
+judge_steps() {
+	local status name detail
+
+	[ -f "$results/steps" ] || return 0
+	while IFS=$'\t' read -r status name detail; do
+		record "$status" "$kver: $name" "$detail"
+	done <"$results/steps"
+}
+
+# judge_selftest NAME: one result per TAP line, plus one for a bad ending.
+judge_selftest() {
+	local tap=$results/$1.tap rc plan='' count=0 failures=0 line name
+
+	if [ ! -f "$tap" ]; then
+		record fail "$kver: $1" "did not run"
+		return
+	fi
+	[ -n "$verbose" ] || sed "s/^/    /" "$tap"
+	rc=$(cat "$results/$1.rc" 2>/dev/null || echo none)
+	while IFS= read -r line; do
+		case $line in
+		1..*)
+			plan=${line#1..}
+			;;
+		"ok "* | "not ok "*)
+			count=$((count + 1))
+			name=$(sed -E 's/^(not )?ok [0-9]+ (- )?//; s/ # .*//' <<<"$line")
+			case $line in
+			"not ok "*)
+				failures=$((failures + 1))
+				record fail "$kver: $1: $name"
+				;;
+			*" # SKIP"*)
+				record skip "$kver: $1: $name" "${line#* # SKIP }"
+				;;
+			*)
+				record pass "$kver: $1: $name"
+				;;
+			esac
+			;;
+		esac
+	done <"$tap"
+	if [ "$rc" = none ]; then
+		record fail "$kver: $1" "did not finish"
+	elif [ "$count" -eq 0 ] || [ "$count" != "$plan" ]; then
+		record fail "$kver: $1" "$count TAP results for plan '1..$plan'"
+	elif [ "$failures" -eq 0 ] && [ "$rc" != 0 ] && [ "$rc" != 4 ]; then
+		record fail "$kver: $1" "exit status $rc"
+	fi
+}
+
+# Kernel messages that fail the run, from the guest's dmesg and kmemleak
+# report and from the console the host captured (the only record of a guest
+# that died before it could write dmesg.txt).
+judge_kernel_log() {
+	local file hits=() tainted
+
+	for file in dmesg.txt kmemleak.txt ../console.log; do
+		[ -f "$results/$file" ] || continue
+		if grep -Eq "$KERNEL_BAD_RE" "$results/$file"; then
+			hits+=("${file#../}")
+			msg "    --- ${file#../} ---"
+			grep -E -m 20 -B 2 -A 8 "$KERNEL_BAD_RE" "$results/$file" |
+				sed 's/^/    /'
+		fi
+	done
+	if [ ${#hits[@]} -ne 0 ]; then
+		record fail "$kver: kernel log clean" "bad lines in ${hits[*]}"
+	elif [ ! -f "$results/dmesg.txt" ]; then
+		record fail "$kver: kernel log clean" "no dmesg from the guest"
+	else
+		record pass "$kver: kernel log clean"
+	fi
+	# TAINT_BAD_PAGE, TAINT_DIE, TAINT_WARN, TAINT_SOFTLOCKUP
+	tainted=$(cat "$results/tainted" 2>/dev/null || echo 0)
+	if [ $((tainted & (1 << 5 | 1 << 7 | 1 << 9 | 1 << 14))) -ne 0 ]; then
+		record fail "$kver: kernel not tainted by a fault" \
+			"taint flags $tainted"
+	fi
+}
+
+rm -rf "$run"
+mkdir -p "$results"
+make_initramfs
+write_job_env
+start=$EPOCHREALTIME
+boot
+judge_boot "$(since "$start")"
+judge_steps
+for test in $(selftest_names); do
+	judge_selftest "$test"
+done
+judge_kernel_log
+exit "$failed"
