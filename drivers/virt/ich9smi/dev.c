@@ -2,8 +2,9 @@
 /*
  * ich9smi: one device per VM, reached through the fd ICH9SMI_ATTACH returns.
  *
- * Lifetime: the device holds a reference on its VM from attach until it is
- * freed, so the VM outlives it whatever the close order. The device itself
+ * Lifetime: the device holds a reference on its VM's file from attach until
+ * it is freed, so the VM, and the KVM modules its file pins, outlive the
+ * device whatever the close order. The device itself
  * is referenced by its fd and by KVM's PIO bus while registered there.
  * Closing the fd takes the device off the bus; once KVM's destructor (or
  * ours, on kernels whose unregister does not call it) has run, no vCPU can
@@ -44,7 +45,7 @@ static void ich9smi_dev_free(struct kref *kref)
 {
 	struct ich9smi_dev *dev = container_of(kref, struct ich9smi_dev, refs);
 
-	kvm_put_kvm(dev->kvm);
+	fput(dev->vm_file);
 	ida_free(&ich9smi_ida, dev->id);
 	kfree(dev);
 }
@@ -111,15 +112,17 @@ unlock:
 	return ret;
 }
 
+/* Off the bus first, so that a new device never meets this one there. */
 static void ich9smi_dev_detach(struct ich9smi_dev *dev)
 {
+	ich9smi_debugfs_remove(dev);
+	ich9smi_dev_unplug(dev);
+
 	mutex_lock(&ich9smi_devices_lock);
 	list_del(&dev->node);
 	ich9smi_nr_devices--;
 	mutex_unlock(&ich9smi_devices_lock);
 
-	ich9smi_debugfs_remove(dev);
-	ich9smi_dev_unplug(dev);
 	ich9smi_dev_put(dev);
 }
 
@@ -135,7 +138,8 @@ static long ich9smi_set_host_features(struct ich9smi_dev *dev,
 	struct ich9smi_host_features arg;
 	int ret;
 
-	ret = ich9smi_copy_in(&arg, sizeof(arg), argp, NULL);
+	ret = ich9smi_copy_in(&arg, sizeof(arg),
+			      ICH9SMI_MINSZ(host_features, supported), argp, NULL);
 	if (ret)
 		return ret;
 	if (arg.flags)
@@ -161,7 +165,8 @@ static long ich9smi_negotiate(struct ich9smi_dev *dev, void __user *argp)
 	u32 usize;
 	int ret;
 
-	ret = ich9smi_copy_in(&arg, sizeof(arg), argp, &usize);
+	ret = ich9smi_copy_in(&arg, sizeof(arg),
+			      ICH9SMI_MINSZ(negotiate, reserved), argp, &usize);
 	if (ret)
 		return ret;
 	if (arg.flags || arg.reserved)
@@ -181,7 +186,8 @@ static long ich9smi_reset(struct ich9smi_dev *dev, void __user *argp)
 	struct ich9smi_reset arg;
 	int ret;
 
-	ret = ich9smi_copy_in(&arg, sizeof(arg), argp, NULL);
+	ret = ich9smi_copy_in(&arg, sizeof(arg),
+			      ICH9SMI_MINSZ(reset, flags), argp, NULL);
 	if (ret)
 		return ret;
 	if (arg.flags)
@@ -198,7 +204,8 @@ static long ich9smi_set_smi_en(struct ich9smi_dev *dev, void __user *argp)
 	struct ich9smi_smi_en arg;
 	int ret;
 
-	ret = ich9smi_copy_in(&arg, sizeof(arg), argp, NULL);
+	ret = ich9smi_copy_in(&arg, sizeof(arg),
+			      ICH9SMI_MINSZ(smi_en, reserved), argp, NULL);
 	if (ret)
 		return ret;
 	if (arg.flags || arg.reserved)
@@ -215,7 +222,8 @@ static long ich9smi_set_exit_set(struct ich9smi_dev *dev, void __user *argp)
 	struct ich9smi_exit_set arg;
 	int ret;
 
-	ret = ich9smi_copy_in(&arg, sizeof(arg), argp, NULL);
+	ret = ich9smi_copy_in(&arg, sizeof(arg),
+			      ICH9SMI_MINSZ(exit_set, values), argp, NULL);
 	if (ret)
 		return ret;
 	if (arg.flags)
@@ -233,7 +241,8 @@ static long ich9smi_get_state(struct ich9smi_dev *dev, void __user *argp)
 	u32 usize;
 	int ret;
 
-	ret = ich9smi_copy_in(&arg, sizeof(arg), argp, &usize);
+	ret = ich9smi_copy_in(&arg, sizeof(arg),
+			      ICH9SMI_MINSZ(state, exit_set), argp, &usize);
 	if (ret)
 		return ret;
 	if (arg.flags)
@@ -273,7 +282,8 @@ static long ich9smi_set_state(struct ich9smi_dev *dev, void __user *argp)
 	struct ich9smi_state arg;
 	int ret;
 
-	ret = ich9smi_copy_in(&arg, sizeof(arg), argp, NULL);
+	ret = ich9smi_copy_in(&arg, sizeof(arg),
+			      ICH9SMI_MINSZ(state, exit_set), argp, NULL);
 	if (ret)
 		return ret;
 	if (arg.flags)
@@ -297,6 +307,19 @@ static long ich9smi_set_state(struct ich9smi_dev *dev, void __user *argp)
 	return 0;
 }
 
+static void ich9smi_stats_add(struct ich9smi_stats *to,
+			      const struct ich9smi_stats *from)
+{
+	to->cnt_writes += from->cnt_writes;
+	to->sts_writes += from->sts_writes;
+	to->reads += from->reads;
+	to->smis_unicast += from->smis_unicast;
+	to->smis_broadcast += from->smis_broadcast;
+	to->vcpus_signalled += from->vcpus_signalled;
+	to->exits_to_vmm += from->exits_to_vmm;
+	to->smis_suppressed += from->smis_suppressed;
+}
+
 static long ich9smi_get_stats(struct ich9smi_dev *dev, void __user *argp)
 {
 	struct ich9smi_stats arg;
@@ -304,7 +327,8 @@ static long ich9smi_get_stats(struct ich9smi_dev *dev, void __user *argp)
 	u32 flags;
 	int ret;
 
-	ret = ich9smi_copy_in(&arg, sizeof(arg), argp, &usize);
+	ret = ich9smi_copy_in(&arg, sizeof(arg),
+			      ICH9SMI_MINSZ(stats, smis_suppressed), argp, &usize);
 	if (ret)
 		return ret;
 	if (arg.flags & ~ICH9SMI_STATS_CLEAR)
@@ -319,7 +343,14 @@ static long ich9smi_get_stats(struct ich9smi_dev *dev, void __user *argp)
 	arg.size = usize;
 	arg.flags = flags;
 
-	return ich9smi_copy_out(argp, usize, &arg, sizeof(arg));
+	ret = ich9smi_copy_out(argp, usize, &arg, sizeof(arg));
+	if (ret && (flags & ICH9SMI_STATS_CLEAR)) {
+		/* Nothing is lost: give the counts back. */
+		spin_lock(&dev->lock);
+		ich9smi_stats_add(&dev->stats, &arg);
+		spin_unlock(&dev->lock);
+	}
+	return ret;
 }
 
 static long ich9smi_dev_ioctl(struct file *file, unsigned int cmd,
@@ -358,7 +389,7 @@ static const struct file_operations ich9smi_dev_fops = {
 	.llseek = noop_llseek,
 };
 
-static struct ich9smi_dev *ich9smi_dev_alloc(struct kvm *kvm)
+static struct ich9smi_dev *ich9smi_dev_alloc(struct file *vm_file)
 {
 	struct ich9smi_dev *dev;
 	int id;
@@ -381,22 +412,27 @@ static struct ich9smi_dev *ich9smi_dev_alloc(struct kvm *kvm)
 	spin_lock(&dev->lock);
 	ich9smi_init_locked(dev);
 	spin_unlock(&dev->lock);
-	kvm_get_kvm(kvm);
-	dev->kvm = kvm;
+	dev->vm_file = get_file(vm_file);
+	dev->kvm = vm_file->private_data;
 	return dev;
 }
 
 /*
- * Attach a device to @kvm and return its fd. The caller holds a reference
- * on the VM's file, so the VM is alive.
+ * Attach a device to the VM of @vm_file, a KVM VM file the caller holds,
+ * and return the device's fd.
  */
-int ich9smi_attach(struct kvm *kvm)
+int ich9smi_attach(struct file *vm_file)
 {
+	struct kvm *kvm = vm_file->private_data;
 	struct ich9smi_dev *dev;
 	struct file *file;
 	int fd, ret;
 
-	dev = ich9smi_dev_alloc(kvm);
+	/* KVM refuses every ioctl of a VM it has killed; so do we. */
+	if (READ_ONCE(kvm->vm_dead))
+		return -EIO;
+
+	dev = ich9smi_dev_alloc(vm_file);
 	if (IS_ERR(dev))
 		return PTR_ERR(dev);
 

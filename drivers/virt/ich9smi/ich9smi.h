@@ -38,7 +38,9 @@ enum ich9smi_action {
 /**
  * struct ich9smi_dev - the APM block of one VM
  * @iodev: KVM PIO bus device covering 0xB2-0xB3
- * @kvm: the VM, pinned with kvm_get_kvm() for the life of this struct
+ * @kvm: the VM
+ * @vm_file: the VM's file, held for the life of this struct: it keeps the VM
+ *           and KVM's modules (kvm and kvm-amd/kvm-intel) alive
  * @refs: one reference for the device fd, one while on the PIO bus
  * @node: entry in ich9smi_devices, under ich9smi_devices_lock
  * @id: number naming this device in debugfs
@@ -60,6 +62,7 @@ enum ich9smi_action {
 struct ich9smi_dev {
 	struct kvm_io_device iodev;
 	struct kvm *kvm;
+	struct file *vm_file;
 	struct kref refs;
 	struct list_head node;
 	unsigned int id;
@@ -92,7 +95,7 @@ void ich9smi_reset_locked(struct ich9smi_dev *dev);
 void ich9smi_init_locked(struct ich9smi_dev *dev);
 
 /* dev.c: the device fd */
-int ich9smi_attach(struct kvm *kvm);
+int ich9smi_attach(struct file *vm_file);
 unsigned int ich9smi_instances(void);
 void ich9smi_dev_put(struct ich9smi_dev *dev);
 
@@ -102,8 +105,13 @@ void ich9smi_debugfs_exit(void);
 void ich9smi_debugfs_add(struct ich9smi_dev *dev);
 void ich9smi_debugfs_remove(struct ich9smi_dev *dev);
 
-/* uaccess helpers shared by both fds */
-int ich9smi_copy_in(void *karg, size_t ksize, void __user *uarg, u32 *usize);
+/*
+ * uaccess helpers shared by both fds. @minsz is the size of the command's
+ * first version, ICH9SMI_MINSZ(struct name without ich9smi_, its last field).
+ */
+#define ICH9SMI_MINSZ(type, last) offsetofend(struct ich9smi_##type, last)
+int ich9smi_copy_in(void *karg, size_t ksize, size_t minsz,
+		    void __user *uarg, u32 *usize);
 int ich9smi_copy_out(void __user *uarg, u32 usize, const void *karg,
 		     size_t ksize);
 

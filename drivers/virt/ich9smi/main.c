@@ -15,6 +15,7 @@
 #include <linux/miscdevice.h>
 #include <linux/module.h>
 #include <linux/uaccess.h>
+#include <asm/cpufeature.h>
 
 #include "ich9smi.h"
 
@@ -22,17 +23,20 @@
 #include "trace.h"
 
 /*
- * Every argument struct starts with __u32 size; a struct of the kernel's
- * size is the first version, and later versions only grow.
+ * Every argument struct starts with __u32 size. Later versions of a struct
+ * only grow: sizes from the first version's up are accepted, a longer
+ * struct than the kernel knows must end in zeroes, and the fields the
+ * caller's version lacks read as zero.
  */
-int ich9smi_copy_in(void *karg, size_t ksize, void __user *uarg, u32 *usize)
+int ich9smi_copy_in(void *karg, size_t ksize, size_t minsz,
+		    void __user *uarg, u32 *usize)
 {
 	u32 size;
 	int ret;
 
 	if (get_user(size, (u32 __user *)uarg))
 		return -EFAULT;
-	if (size < ksize)
+	if (size < minsz)
 		return -EINVAL;
 	if (size > PAGE_SIZE)
 		return -E2BIG;
@@ -58,7 +62,8 @@ static long ich9smi_info(void __user *argp)
 	u32 usize;
 	int ret;
 
-	ret = ich9smi_copy_in(&arg, sizeof(arg), argp, &usize);
+	ret = ich9smi_copy_in(&arg, sizeof(arg),
+			      ICH9SMI_MINSZ(info, instances), argp, &usize);
 	if (ret)
 		return ret;
 	if (arg.flags)
@@ -70,6 +75,8 @@ static long ich9smi_info(void __user *argp)
 	arg.resolution = ich9smi_resolution();
 	arg.features = ICH9SMI_F_ALL;
 	arg.info_flags = ich9smi_symbols_info();
+	if (cpu_feature_enabled(X86_FEATURE_IBT))
+		arg.info_flags |= ICH9SMI_INFO_IBT_ACTIVE;
 	arg.instances = ich9smi_instances();
 
 	return ich9smi_copy_out(argp, usize, &arg, sizeof(arg));
@@ -81,7 +88,8 @@ static long ich9smi_ioctl_attach(void __user *argp)
 	struct file *vm_file;
 	int ret;
 
-	ret = ich9smi_copy_in(&arg, sizeof(arg), argp, NULL);
+	ret = ich9smi_copy_in(&arg, sizeof(arg),
+			      ICH9SMI_MINSZ(attach, reserved), argp, NULL);
 	if (ret)
 		return ret;
 	if (arg.flags || arg.reserved)
@@ -92,7 +100,7 @@ static long ich9smi_ioctl_attach(void __user *argp)
 		return -EBADF;
 
 	if (file_is_kvm(vm_file)) {
-		ret = ich9smi_attach(vm_file->private_data);
+		ret = ich9smi_attach(vm_file);
 	} else {
 		pr_info_ratelimited("pid %d: fd %d is not a KVM VM\n",
 				    task_pid_nr(current), arg.vm_fd);

@@ -25,8 +25,9 @@
 
 #include "ich9smi.h"
 
-/* endbr64: f3 0f 1e fa */
+/* endbr64: f3 0f 1e fa; what the kernel seals it with: 66 0f 1f 00 */
 #define ICH9SMI_ENDBR64		0xfa1e0ff3U
+#define ICH9SMI_ENDBR_POISON	0x001f0f66U
 #define ICH9SMI_ENDBR_SIZE	4
 
 typedef int (*ich9smi_register_fn)(struct kvm *kvm, enum kvm_bus bus_idx,
@@ -66,13 +67,18 @@ int ich9smi_io_bus_unregister(struct kvm *kvm, struct kvm_io_device *iodev)
 	return ich9smi_unregister_dev(kvm, KVM_PIO_BUS, iodev);
 }
 
-static bool ich9smi_has_endbr(unsigned long addr)
+static u32 ich9smi_insn(unsigned long addr)
 {
 	u32 insn;
 
 	if (copy_from_kernel_nofault(&insn, (void *)addr, sizeof(insn)))
-		return false;
-	return insn == ICH9SMI_ENDBR64;
+		return 0;
+	return insn;
+}
+
+static bool ich9smi_has_endbr(unsigned long addr)
+{
+	return ich9smi_insn(addr) == ICH9SMI_ENDBR64;
 }
 
 static bool ich9smi_get_exports(void)
@@ -106,10 +112,16 @@ static unsigned long ich9smi_kprobe_lookup(const char *name)
 	addr = (unsigned long)kp.addr;
 	unregister_kprobe(&kp);
 
-	/* With IBT, a probe at a function's entry is placed after its ENDBR. */
-	if (IS_ENABLED(CONFIG_X86_KERNEL_IBT) &&
-	    ich9smi_has_endbr(addr - ICH9SMI_ENDBR_SIZE))
-		addr -= ICH9SMI_ENDBR_SIZE;
+	/*
+	 * With IBT, kprobes place a probe at a function's entry after its
+	 * ENDBR, or after the NOP that replaced it when it was sealed.
+	 */
+	if (IS_ENABLED(CONFIG_X86_KERNEL_IBT)) {
+		u32 insn = ich9smi_insn(addr - ICH9SMI_ENDBR_SIZE);
+
+		if (insn == ICH9SMI_ENDBR64 || insn == ICH9SMI_ENDBR_POISON)
+			addr -= ICH9SMI_ENDBR_SIZE;
+	}
 	return addr;
 }
 #else
@@ -128,7 +140,7 @@ static int ich9smi_check_callable(const char *name, unsigned long addr)
 		return 0;
 
 	ich9smi_info_flags |= ICH9SMI_INFO_ENDBR_SEALED;
-	if (ich9smi_info_flags & ICH9SMI_INFO_IBT_ACTIVE) {
+	if (cpu_feature_enabled(X86_FEATURE_IBT)) {
 		pr_err("%s has no ENDBR (sealed at load) and IBT is active: an indirect call would fault; boot with ibt=off or use a kernel that exports it\n",
 		       name);
 		return -EOPNOTSUPP;
@@ -150,9 +162,6 @@ int ich9smi_symbols_init(void)
 {
 	unsigned long reg, unreg;
 	int ret;
-
-	if (cpu_feature_enabled(X86_FEATURE_IBT))
-		ich9smi_info_flags |= ICH9SMI_INFO_IBT_ACTIVE;
 
 	if (ich9smi_get_exports()) {
 		ich9smi_resolved_by = ICH9SMI_RESOLVE_SYMBOL_GET;

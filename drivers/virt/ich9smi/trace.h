@@ -7,6 +7,12 @@
 
 #include <linux/tracepoint.h>
 
+TRACE_DEFINE_ENUM(ICH9SMI_ACT_NONE);
+TRACE_DEFINE_ENUM(ICH9SMI_ACT_EXIT);
+TRACE_DEFINE_ENUM(ICH9SMI_ACT_SUPPRESSED);
+TRACE_DEFINE_ENUM(ICH9SMI_ACT_UNICAST);
+TRACE_DEFINE_ENUM(ICH9SMI_ACT_BROADCAST);
+
 #define ich9smi_show_action(action)				\
 	__print_symbolic(action,				\
 			 { ICH9SMI_ACT_NONE, "store" },		\

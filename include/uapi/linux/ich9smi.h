@@ -4,11 +4,13 @@
  * the host kernel.
  *
  * Every ioctl takes a pointer to a struct that starts with __u32 size and
- * __u32 flags. The kernel accepts any size from the command's first published
- * version up to one page: a shorter struct is -EINVAL, a longer one must have
- * a zero tail (-E2BIG otherwise). Output is written up to the smaller of the
- * user's and the kernel's size. Unknown flags and non-zero reserved fields
- * are -EINVAL. See Documentation/virt/ich9smi.rst.
+ * __u32 flags; the caller sets size to the sizeof() of the struct it was
+ * built with. The kernel accepts any size from the command's first published
+ * version up to one page: a shorter struct is -EINVAL, a longer one than the
+ * kernel knows must have a zero tail (-E2BIG otherwise). Output is written up
+ * to the smaller of the caller's and the kernel's size, and size is left as
+ * the caller set it. Unknown flags and non-zero reserved fields are -EINVAL.
+ * See Documentation/virt/ich9smi.rst.
  */
 #ifndef _UAPI_LINUX_ICH9SMI_H
 #define _UAPI_LINUX_ICH9SMI_H
@@ -95,6 +97,9 @@ struct ich9smi_attach {
  * @size: sizeof(struct ich9smi_host_features)
  * @flags: must be 0
  * @supported: SMI features the VMM offers to the guest, ICH9SMI_F_*
+ *
+ * -EINVAL for an unknown bit or CPU_HOT_UNPLUG without CPU_HOTPLUG; -EBUSY
+ * while a negotiated set is locked (until ICH9SMI_RESET).
  */
 struct ich9smi_host_features {
 	__u32 size;
@@ -110,6 +115,8 @@ struct ich9smi_host_features {
  * @negotiated: out, the negotiated set after validation
  * @features_ok: out, 1 when a set is negotiated and locked, else 0
  * @reserved: must be 0
+ *
+ * The input values of @negotiated and @features_ok are ignored.
  */
 struct ich9smi_negotiate {
 	__u32 size;
