@@ -19,6 +19,7 @@
 
 	.globl	guest_code, guest_code_end
 	.globl	guest_apm_smi, guest_halt
+	.globl	guest_apm_loop, guest_apm_rw, guest_apm_storm
 guest_code:
 
 /*
@@ -38,6 +39,47 @@ guest_apm_smi:
 /* Halt for good; an SMI wakes the vCPU, and it halts again after RSM. */
 guest_halt:
 1:	hlt
+	jmp	1b
+
+/*
+ * Write command byte %cl to APM_CNT (%ecx >> 16) times, reporting after
+ * each write the SMM entry count the next instruction sees; then halt.
+ */
+guest_apm_loop:
+	movl	%ecx, %esi
+	shrl	$16, %esi
+1:	movb	%cl, %al
+	outb	%al, $APM_CNT_PORT
+	movl	(%ebx), %eax
+	sync
+	decl	%esi
+	jnz	1b
+	jmp	guest_halt
+
+/*
+ * Read the APM registers back, as two byte reads and as one 16-bit read,
+ * reporting APM_CNT | APM_STS << 8 each time; then write %cx to both with
+ * one 16-bit OUT, report the SMM entry count and halt.
+ */
+guest_apm_rw:
+	xorl	%eax, %eax
+	inb	$APM_STS_PORT, %al
+	movb	%al, %ah
+	inb	$APM_CNT_PORT, %al
+	sync
+	xorl	%eax, %eax
+	inw	$APM_CNT_PORT, %ax
+	sync
+	movw	%cx, %ax
+	outw	%ax, $APM_CNT_PORT
+	movl	(%ebx), %eax
+	sync
+	jmp	guest_halt
+
+/* Write command byte %cl to APM_CNT for ever. */
+guest_apm_storm:
+	movb	%cl, %al
+1:	outb	%al, $APM_CNT_PORT
 	jmp	1b
 
 guest_code_end:

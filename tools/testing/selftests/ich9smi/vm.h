@@ -19,6 +19,7 @@
 /* Guest code with its entry points, and SMM handlers, see guest.S. */
 extern const uint8_t guest_code[], guest_code_end[];
 extern const uint8_t guest_apm_smi[], guest_halt[];
+extern const uint8_t guest_apm_loop[], guest_apm_rw[], guest_apm_storm[];
 extern const uint8_t smm_count[], smm_count_end[];
 extern const uint8_t smm_count_sync[], smm_count_sync_end[];
 
