@@ -20,6 +20,7 @@
 	.globl	guest_code, guest_code_end
 	.globl	guest_apm_smi, guest_halt
 	.globl	guest_apm_loop, guest_apm_rw, guest_apm_storm
+	.globl	guest_bench, guest_bench_ap
 guest_code:
 
 /*
@@ -82,6 +83,37 @@ guest_apm_storm:
 1:	outb	%al, $APM_CNT_PORT
 	jmp	1b
 
+/*
+ * smi_bench's writer: BENCH_LOOPS SMIs, raised as BENCH_MODE says, between
+ * two TSC reads; then report and start over.
+ */
+guest_bench:
+	addr32 movl $APIC_SVR_ENABLE, %es:APIC_SVR_ADDR
+1:	movl	BENCH_LOOPS, %esi
+	rdtsc
+	movl	%eax, BENCH_T0
+	movl	%edx, BENCH_T0 + 4
+2:	movl	BENCH_NR, %eax
+	addl	%eax, BENCH_TARGET
+	cmpl	$BENCH_MODE_ICR, BENCH_MODE
+	je	3f
+	movb	$BENCH_CMD, %al
+	outb	%al, $APM_CNT_PORT
+	jmp	4f
+3:	addr32 movl $ICR_SMI_ALL, %es:APIC_ICR_ADDR
+4:	decl	%esi
+	jnz	2b
+	rdtsc
+	movl	%eax, BENCH_T1
+	movl	%edx, BENCH_T1 + 4
+	sync
+	jmp	1b
+
+/* smi_bench's other vCPUs: enable the local APIC, then halt. */
+guest_bench_ap:
+	addr32 movl $APIC_SVR_ENABLE, %es:APIC_SVR_ADDR
+	jmp	guest_halt
+
 guest_code_end:
 
 /*
@@ -108,5 +140,30 @@ smm_count_sync:
 	sync
 	rsm
 smm_count_sync_end:
+
+/*
+ * smi_bench's handler: count, record the entry TSC, pull the others in if
+ * this vCPU is BENCH_IPI_FROM, check in, and wait for everyone expected.
+ */
+	.globl	smm_bench, smm_bench_end
+smm_bench:
+	rdtsc
+	movl	BENCH_TARGET, %edi
+	count_smm_entry
+	movl	%ebx, %esi
+	subl	$GUEST_SMM_COUNT(0), %esi	/* 4 * vCPU id */
+	movl	%eax, BENCH_ARRIVE(0)(%esi, %esi)
+	movl	%edx, BENCH_ARRIVE(0) + 4(%esi, %esi)
+	shrl	$2, %esi
+	incl	%esi
+	cmpl	BENCH_IPI_FROM, %esi
+	jne	1f
+	addr32 movl $ICR_SMI_OTHERS, APIC_ICR_ADDR
+1:	lock incl BENCH_ARRIVALS
+2:	pause
+	cmpl	BENCH_ARRIVALS, %edi
+	ja	2b
+	rsm
+smm_bench_end:
 
 	.section .note.GNU-stack, "", %progbits

@@ -11,9 +11,13 @@
 #define GUEST_CODE		0x1000
 /* 32-bit count of SMM entries of vCPU n. */
 #define GUEST_SMM_COUNT(n)	(0x2000 + 4 * (n))
-/* Each vCPU's own SMRAM: SMBASE..SMBASE + 0xffff, no overlap. */
-#define GUEST_SMBASE(n)		(0x30000 + 0x10000 * (n))
-#define GUEST_MAX_VCPUS		8
+/*
+ * Each vCPU's own SMBASE, 8 KiB apart: SMRAMs overlap, but no vCPU's
+ * handler (SMBASE + 0x8000, a few bytes) meets another's state-save area
+ * (SMBASE + 0xfc00..0xffff), as in edk2's tiling.
+ */
+#define GUEST_SMBASE(n)		(0x30000 + 0x2000 * (n))
+#define GUEST_MAX_VCPUS		64
 
 /* Offsets from SMBASE: the SMM entry point, and where the handler finds
  * the address of its vCPU's SMM entry count.
@@ -23,6 +27,36 @@
 
 /* A 32-bit OUT to this port reports %eax to the test (vcpu_sync()). */
 #define GUEST_SYNC_PORT		0xe0
+
+/*
+ * smi_bench's shared data. The writer adds BENCH_NR to BENCH_TARGET before
+ * each SMI; every handler records its entry TSC, checks in on
+ * BENCH_ARRIVALS and waits until the count reaches the target it found on
+ * entry (edk2's traditional rendezvous), then RSMs.
+ */
+#define BENCH_DATA		0x3000
+#define BENCH_LOOPS		(BENCH_DATA + 0x00)	/* SMIs per report */
+#define BENCH_MODE		(BENCH_DATA + 0x04)	/* BENCH_MODE_* */
+#define BENCH_NR		(BENCH_DATA + 0x08)	/* entries per SMI */
+#define BENCH_TARGET		(BENCH_DATA + 0x0c)
+#define BENCH_ARRIVALS		(BENCH_DATA + 0x10)
+/* vCPU id + 1 whose handler pulls the others in with an SMI IPI, or 0. */
+#define BENCH_IPI_FROM		(BENCH_DATA + 0x14)
+#define BENCH_T0		(BENCH_DATA + 0x20)	/* TSC before 1st SMI */
+#define BENCH_T1		(BENCH_DATA + 0x28)	/* TSC after last RSM */
+#define BENCH_ARRIVE(n)		(BENCH_DATA + 0x40 + 8 * (n)) /* entry TSC */
+#define BENCH_CMD		0x42	/* what the writer writes to APM_CNT */
+
+#define BENCH_MODE_APM		0	/* OUT to APM_CNT */
+#define BENCH_MODE_ICR		1	/* local APIC ICR: SMI to all */
+
+/* xAPIC registers (the guest's ES has a 4 GiB limit to reach them). */
+#define APIC_SVR_ADDR		0xfee000f0
+#define APIC_ICR_ADDR		0xfee00300
+#define APIC_SVR_ENABLE		0x1ff
+/* ICR: delivery mode SMI, level assert, to all / all but self */
+#define ICR_SMI_ALL		0x84200
+#define ICR_SMI_OTHERS		0xc4200
 
 /* The ICH9 APM ports (ICH9SMI_APM_*_PORT), for the assembler. */
 #define APM_CNT_PORT		0xb2

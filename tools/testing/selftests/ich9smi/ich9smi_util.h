@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <linux/ich9smi.h>
 
+typedef __u8 u8;
 typedef __u32 u32;
 typedef __u64 u64;
 

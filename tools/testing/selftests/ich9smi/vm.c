@@ -144,6 +144,9 @@ struct vm *vm_create(unsigned int nr_vcpus, unsigned int flags)
 	if (flags & VM_SMM_SYNC) {
 		smm = smm_count_sync;
 		smm_end = smm_count_sync_end;
+	} else if (flags & VM_SMM_BENCH) {
+		smm = smm_bench;
+		smm_end = smm_bench_end;
 	}
 	if (smm_end - smm > SMM_COUNT_PTR - SMM_HANDLER)
 		vm_fail("the SMM handler overlaps SMBASE + SMM_COUNT_PTR");

@@ -22,6 +22,8 @@ extern const uint8_t guest_apm_smi[], guest_halt[];
 extern const uint8_t guest_apm_loop[], guest_apm_rw[], guest_apm_storm[];
 extern const uint8_t smm_count[], smm_count_end[];
 extern const uint8_t smm_count_sync[], smm_count_sync_end[];
+extern const uint8_t guest_bench[], guest_bench_ap[];
+extern const uint8_t smm_bench[], smm_bench_end[];
 
 struct vm;
 
@@ -49,6 +51,7 @@ struct vm {
 /* vm_create() flags */
 #define VM_IRQCHIP	0x1	/* in-kernel irqchip (LAPICs) */
 #define VM_SMM_SYNC	0x2	/* smm_count_sync instead of smm_count */
+#define VM_SMM_BENCH	0x4	/* smm_bench instead of smm_count */
 
 /* vcpu_thread_stop(): the thread ran until it was told to stop. */
 #define VCPU_STOPPED	(-1)

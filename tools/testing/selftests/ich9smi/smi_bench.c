@@ -1,0 +1,609 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * smi_bench: SMI latency and rate of ich9smi against the ways a VMM raises
+ * SMIs without it, side by side in one run, in the same guest.
+ *
+ * The guest is the edk2 pattern: a writer vCPU triggers an SMI; the handler
+ * of every vCPU that enters records its entry TSC, checks in, and waits for
+ * every vCPU expected (edk2's traditional rendezvous), then RSMs. Per SMI,
+ * from the guest TSC: the trigger to the writer in SMM, to the last vCPU
+ * in, and to the writer back out after RSM.
+ *
+ * Paths:
+ *   ich9smi      OUT 0xB2 served in kernel, BROADCAST negotiated
+ *   ich9smi-uc   the same, unicast (one vCPU only)
+ *   qemu         OUT 0xB2 exits; the VMM marks every vCPU and kicks its
+ *                thread, which leaves KVM_RUN, issues KVM_SMI, re-enters
+ *   msi          OUT 0xB2 exits; one KVM_SIGNAL_MSI, SMI to all vCPUs
+ *   floor        no port: the guest's own ICR write, SMI to all incl. self
+ *   edk2-ap      ich9smi unicast, the writer is vCPU 1, and its handler
+ *                pulls the others in with an SMI IPI (no broadcast)
+ *
+ * Every run checks that every expected vCPU entered SMM for every SMI and
+ * exits non-zero if not.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../kselftest.h"
+#include "ich9smi_util.h"
+#include "vm.h"
+
+#define KICK_SIGNAL		SIGUSR1
+#define MSI_ADDR_BROADCAST	(0xfee00000u | 0xffu << 12)
+#define MSI_DATA_DM_SMI		(2u << 8)
+
+enum trigger { TRIG_IN_KERNEL, TRIG_QEMU, TRIG_MSI };
+
+struct path {
+	const char *name;
+	enum trigger trigger;
+	bool device;		/* attach ich9smi */
+	u64 features;		/* negotiated on the device */
+	u32 mode;		/* BENCH_MODE_* */
+	unsigned int writer;
+	bool ipi;		/* the writer's handler IPIs the others */
+	unsigned int min_vcpus, max_vcpus;
+};
+
+static const struct path paths[] = {
+	{ "ich9smi", TRIG_IN_KERNEL, true, ICH9SMI_F_BROADCAST,
+	  BENCH_MODE_APM, 0, false, 1, GUEST_MAX_VCPUS },
+	{ "ich9smi-uc", TRIG_IN_KERNEL, true, 0, BENCH_MODE_APM, 0, false,
+	  1, 1 },
+	{ "qemu", TRIG_QEMU, false, 0, BENCH_MODE_APM, 0, false, 1,
+	  GUEST_MAX_VCPUS },
+	{ "msi", TRIG_MSI, false, 0, BENCH_MODE_APM, 0, false, 1,
+	  GUEST_MAX_VCPUS },
+	{ "floor", TRIG_IN_KERNEL, false, 0, BENCH_MODE_ICR, 0, false, 1,
+	  GUEST_MAX_VCPUS },
+	{ "edk2-ap", TRIG_IN_KERNEL, true, 0, BENCH_MODE_APM, 1, true, 2,
+	  GUEST_MAX_VCPUS },
+};
+
+#define NR_PATHS	ARRAY_SIZE(paths)
+
+/* Measures per SMI, in TSC ticks. */
+enum { M_WRITER, M_LAST, M_BACK, NR_MEASURES };
+static const char *const measure_names[] = { "writer", "last", "back" };
+
+struct result {
+	const struct path *path;
+	unsigned int nr_vcpus;
+	double usec[NR_MEASURES][3];	/* median, p90, p99 */
+	double smis_per_sec;
+	u64 tsc_khz;
+};
+
+struct options {
+	unsigned int vcpus[16], nr_vcpu_counts;
+	unsigned int scale[8], nr_scale;
+	unsigned int reps, warmup, loops, scale_reps;
+	const char *csv, *json;
+};
+
+/* A vCPU other than the writer, run by its own thread. */
+struct ap {
+	struct vcpu *vcpu;
+	pthread_t thread;
+	int pending_smi;	/* set by kick(), consumed by the thread */
+	int stop;
+	const char *error;
+};
+
+struct bench {
+	const struct path *path;
+	struct vm *vm;
+	int dev_fd;
+	struct vcpu *writer;
+	struct ap aps[GUEST_MAX_VCPUS];
+	unsigned int nr_aps;
+	u64 tsc_khz;
+	u64 smis;		/* SMIs raised so far */
+};
+
+static void __noreturn __printf(1, 2) fail(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	fprintf(stderr, "smi_bench: ");
+	vfprintf(stderr, fmt, ap);
+	fprintf(stderr, "\n");
+	va_end(ap);
+	exit(1);
+}
+
+static void kick_handler(int sig)
+{
+}
+
+static void *guest_ptr(struct bench *b, u64 gpa)
+{
+	return vm_mem(b->vm, gpa);
+}
+
+static u32 *guest_u32(struct bench *b, u64 gpa)
+{
+	return guest_ptr(b, gpa);
+}
+
+static u64 guest_u64(struct bench *b, u64 gpa)
+{
+	return __atomic_load_n((u64 *)guest_ptr(b, gpa), __ATOMIC_ACQUIRE);
+}
+
+/*
+ * What QEMU does for a vCPU: mark the SMI and kick the thread out of
+ * KVM_RUN; immediate_exit covers a kick that lands before KVM_RUN.
+ */
+static void kick(struct ap *ap)
+{
+	__atomic_store_n(&ap->pending_smi, 1, __ATOMIC_SEQ_CST);
+	__atomic_store_n(&ap->vcpu->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
+	pthread_kill(ap->thread, KICK_SIGNAL);
+}
+
+static void *ap_thread(void *arg)
+{
+	struct ap *ap = arg;
+	struct vcpu *vcpu = ap->vcpu;
+
+	while (!__atomic_load_n(&ap->stop, __ATOMIC_SEQ_CST)) {
+		__atomic_store_n(&vcpu->run->immediate_exit, 0,
+				 __ATOMIC_SEQ_CST);
+		if (__atomic_exchange_n(&ap->pending_smi, 0, __ATOMIC_SEQ_CST) &&
+		    ioctl(vcpu->fd, KVM_SMI, NULL)) {
+			ap->error = "KVM_SMI failed";
+			return NULL;
+		}
+		if (!ioctl(vcpu->fd, KVM_RUN, NULL)) {
+			ap->error = "unexpected exit";
+			return NULL;
+		}
+		if (errno != EINTR) {
+			ap->error = "KVM_RUN failed";
+			return NULL;
+		}
+	}
+	return NULL;
+}
+
+/* Real mode with a 4 GiB ES limit, so the guest reaches its local APIC. */
+static void start_vcpu(struct vcpu *vcpu, const u8 *entry)
+{
+	struct kvm_sregs sregs;
+
+	vcpu_start(vcpu, entry, 0);
+	vcpu_ioctl(vcpu, KVM_GET_SREGS, &sregs);
+	sregs.es.limit = 0xffffffff;
+	vcpu_ioctl(vcpu, KVM_SET_SREGS, &sregs);
+}
+
+static void bench_setup(struct bench *b, const struct path *path,
+			unsigned int nr_vcpus, int ctl_fd)
+{
+	unsigned int i;
+
+	memset(b, 0, sizeof(*b));
+	b->path = path;
+	b->dev_fd = -1;
+	b->vm = vm_create(nr_vcpus, VM_IRQCHIP | VM_SMM_BENCH);
+	b->writer = &b->vm->vcpus[path->writer];
+	b->tsc_khz = vcpu_ioctl(b->writer, KVM_GET_TSC_KHZ, NULL);
+	if (!b->tsc_khz)
+		fail("KVM_GET_TSC_KHZ returned 0");
+
+	if (path->device) {
+		b->dev_fd = ich9smi_attach_vm(ctl_fd, b->vm->fd);
+		if (b->dev_fd < 0)
+			fail("attach: %s", strerror(-b->dev_fd));
+		if (ich9smi_setup_smi(b->dev_fd, path->features))
+			fail("device setup failed");
+	}
+
+	*guest_u32(b, BENCH_MODE) = path->mode;
+	*guest_u32(b, BENCH_NR) = nr_vcpus;
+	*guest_u32(b, BENCH_IPI_FROM) = path->ipi ? path->writer + 1 : 0;
+
+	for (i = 0; i < nr_vcpus; i++) {
+		struct ap *ap;
+
+		if (i == path->writer)
+			continue;
+		ap = &b->aps[b->nr_aps++];
+		ap->vcpu = &b->vm->vcpus[i];
+		start_vcpu(ap->vcpu, guest_bench_ap);
+		if (pthread_create(&ap->thread, NULL, ap_thread, ap))
+			fail("pthread_create");
+	}
+	start_vcpu(b->writer, guest_bench);
+}
+
+static void bench_teardown(struct bench *b)
+{
+	unsigned int i;
+
+	for (i = 0; i < b->nr_aps; i++) {
+		struct ap *ap = &b->aps[i];
+
+		__atomic_store_n(&ap->stop, 1, __ATOMIC_SEQ_CST);
+		kick(ap);
+		pthread_join(ap->thread, NULL);
+		if (ap->error)
+			fail("%s: vCPU %u: %s", b->path->name, ap->vcpu->id,
+			     ap->error);
+	}
+	if (b->dev_fd >= 0)
+		close(b->dev_fd);
+	vm_destroy(b->vm);
+}
+
+/* Raise the SMI the writer asked for through the VMM. */
+static void vmm_smi(struct bench *b)
+{
+	struct kvm_msi msi = {
+		.address_lo = MSI_ADDR_BROADCAST,
+		.data = MSI_DATA_DM_SMI,
+	};
+	unsigned int i;
+
+	switch (b->path->trigger) {
+	case TRIG_QEMU:
+		for (i = 0; i < b->nr_aps; i++)
+			kick(&b->aps[i]);
+		vcpu_ioctl(b->writer, KVM_SMI, NULL);
+		break;
+	case TRIG_MSI:
+		if (vm_ioctl(b->vm, KVM_SIGNAL_MSI, &msi) <= 0)
+			fail("KVM_SIGNAL_MSI delivered to no vCPU");
+		break;
+	default:
+		fail("%s: the writer's OUT to 0xB2 exited", b->path->name);
+	}
+}
+
+/* Run the writer for @loops SMIs, until it reports. */
+static void run_writer(struct bench *b, u32 loops)
+{
+	struct kvm_run *run = b->writer->run;
+
+	*guest_u32(b, BENCH_LOOPS) = loops;
+	for (;;) {
+		int reason = vcpu_run(b->writer);
+
+		if (reason != KVM_EXIT_IO || run->io.direction != KVM_EXIT_IO_OUT)
+			fail("%s: writer exit %d", b->path->name, reason);
+		if (run->io.port == GUEST_SYNC_PORT)
+			break;
+		if (run->io.port != ICH9SMI_APM_CNT_PORT)
+			fail("%s: OUT to port 0x%x", b->path->name,
+			     run->io.port);
+		vmm_smi(b);
+	}
+	b->smis += loops;
+}
+
+/* Every vCPU must have entered SMM once per SMI. */
+static void check_arrivals(struct bench *b, u64 t0)
+{
+	unsigned int i, nr = b->vm->nr_vcpus;
+
+	if (*guest_u32(b, BENCH_ARRIVALS) != *guest_u32(b, BENCH_TARGET))
+		fail("%s, %u vCPUs: %u SMM entries, %u expected",
+		     b->path->name, nr, *guest_u32(b, BENCH_ARRIVALS),
+		     *guest_u32(b, BENCH_TARGET));
+	for (i = 0; i < nr; i++) {
+		if (vm_smm_count(b->vm, i) != b->smis)
+			fail("%s: vCPU %u entered SMM %u times for %llu SMIs",
+			     b->path->name, i, vm_smm_count(b->vm, i),
+			     (unsigned long long)b->smis);
+		if (t0 && guest_u64(b, BENCH_ARRIVE(i)) < t0)
+			fail("%s: vCPU %u did not enter SMM for the last SMI",
+			     b->path->name, i);
+	}
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	u64 x = *(const u64 *)a, y = *(const u64 *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static double ticks_to_usec(const struct bench *b, u64 ticks)
+{
+	return ticks * 1000.0 / b->tsc_khz;
+}
+
+static void percentiles(const struct bench *b, u64 *v, unsigned int n,
+			double out[3])
+{
+	qsort(v, n, sizeof(*v), cmp_u64);
+	out[0] = ticks_to_usec(b, v[n / 2]);
+	out[1] = ticks_to_usec(b, v[(n * 90) / 100]);
+	out[2] = ticks_to_usec(b, v[(n * 99) / 100]);
+}
+
+static void bench_one(const struct path *path, unsigned int nr_vcpus,
+		      unsigned int warmup, unsigned int reps,
+		      unsigned int loops, int ctl_fd, struct result *res)
+{
+	u64 *samples[NR_MEASURES];
+	struct bench b;
+	unsigned int i, m, v;
+	u64 t0, t1;
+
+	for (m = 0; m < NR_MEASURES; m++) {
+		samples[m] = calloc(reps, sizeof(u64));
+		if (!samples[m])
+			fail("out of memory");
+	}
+	bench_setup(&b, path, nr_vcpus, ctl_fd);
+
+	for (i = 0; i < warmup + reps; i++) {
+		u64 last = 0;
+
+		run_writer(&b, 1);
+		t0 = guest_u64(&b, BENCH_T0);
+		t1 = guest_u64(&b, BENCH_T1);
+		check_arrivals(&b, t0);
+		if (i < warmup)
+			continue;
+		for (v = 0; v < nr_vcpus; v++)
+			if (guest_u64(&b, BENCH_ARRIVE(v)) > last)
+				last = guest_u64(&b, BENCH_ARRIVE(v));
+		samples[M_WRITER][i - warmup] =
+			guest_u64(&b, BENCH_ARRIVE(path->writer)) - t0;
+		samples[M_LAST][i - warmup] = last - t0;
+		samples[M_BACK][i - warmup] = t1 - t0;
+	}
+
+	/* Rate: back-to-back SMIs, no exit to report between them. */
+	res->smis_per_sec = 0;
+	if (loops) {
+		run_writer(&b, loops);
+		check_arrivals(&b, 0);
+		t0 = guest_u64(&b, BENCH_T0);
+		t1 = guest_u64(&b, BENCH_T1);
+		res->smis_per_sec = loops * 1e6 / ticks_to_usec(&b, t1 - t0);
+	}
+
+	res->path = path;
+	res->nr_vcpus = nr_vcpus;
+	res->tsc_khz = b.tsc_khz;
+	for (m = 0; m < NR_MEASURES; m++) {
+		percentiles(&b, samples[m], reps, res->usec[m]);
+		free(samples[m]);
+	}
+	bench_teardown(&b);
+}
+
+static const struct result *find(const struct result *r, unsigned int nr,
+				 const char *name, unsigned int nr_vcpus)
+{
+	unsigned int i;
+
+	for (i = 0; i < nr; i++)
+		if (r[i].nr_vcpus == nr_vcpus && !strcmp(r[i].path->name, name))
+			return &r[i];
+	return NULL;
+}
+
+static double ratio(const struct result *all, unsigned int nr,
+		    const struct result *r)
+{
+	const struct result *base = find(all, nr, "ich9smi", r->nr_vcpus);
+
+	return base ? r->usec[M_BACK][0] / base->usec[M_BACK][0] : 0;
+}
+
+static void print_table(const struct result *r, unsigned int nr)
+{
+	unsigned int i;
+
+	printf("\n%-11s %5s %25s %25s %25s %8s %10s\n", "path", "vcpus",
+	       "OUT->writer in SMM (us)", "OUT->last in SMM (us)",
+	       "OUT->writer back (us)", "x ich9smi", "SMIs/s");
+	printf("%-11s %5s %25s %25s %25s\n", "", "", "median/p90/p99",
+	       "median/p90/p99", "median/p90/p99");
+	for (i = 0; i < nr; i++) {
+		const struct result *x = &r[i];
+		char cell[NR_MEASURES][32];
+		unsigned int m;
+
+		for (m = 0; m < NR_MEASURES; m++)
+			snprintf(cell[m], sizeof(cell[m]), "%.1f/%.1f/%.1f",
+				 x->usec[m][0], x->usec[m][1], x->usec[m][2]);
+		printf("%-11s %5u %25s %25s %25s %8.2f %10.0f\n",
+		       x->path->name, x->nr_vcpus, cell[0], cell[1], cell[2],
+		       ratio(r, nr, x), x->smis_per_sec);
+	}
+}
+
+static void write_csv(const char *file, const struct result *r,
+		      unsigned int nr)
+{
+	FILE *f = fopen(file, "w");
+	unsigned int i, m;
+
+	if (!f)
+		fail("%s: %s", file, strerror(errno));
+	fprintf(f, "path,vcpus");
+	for (m = 0; m < NR_MEASURES; m++)
+		fprintf(f, ",%s_median_us,%s_p90_us,%s_p99_us",
+			measure_names[m], measure_names[m], measure_names[m]);
+	fprintf(f, ",ratio_to_ich9smi,smis_per_sec\n");
+	for (i = 0; i < nr; i++) {
+		fprintf(f, "%s,%u", r[i].path->name, r[i].nr_vcpus);
+		for (m = 0; m < NR_MEASURES; m++)
+			fprintf(f, ",%.3f,%.3f,%.3f", r[i].usec[m][0],
+				r[i].usec[m][1], r[i].usec[m][2]);
+		fprintf(f, ",%.3f,%.1f\n", ratio(r, nr, &r[i]),
+			r[i].smis_per_sec);
+	}
+	fclose(f);
+}
+
+static void write_json(const char *file, const struct result *r,
+		       unsigned int nr, const struct options *o, u64 tsc_khz)
+{
+	FILE *f = fopen(file, "w");
+	unsigned int i, m;
+
+	if (!f)
+		fail("%s: %s", file, strerror(errno));
+	fprintf(f, "{\n  \"clock\": \"guest TSC\",\n  \"tsc_khz\": %llu,\n",
+		(unsigned long long)tsc_khz);
+	fprintf(f, "  \"warmup\": %u,\n  \"reps\": %u,\n  \"rate_loops\": %u,\n",
+		o->warmup, o->reps, o->loops);
+	fprintf(f, "  \"results\": [\n");
+	for (i = 0; i < nr; i++) {
+		fprintf(f, "    { \"path\": \"%s\", \"vcpus\": %u",
+			r[i].path->name, r[i].nr_vcpus);
+		for (m = 0; m < NR_MEASURES; m++)
+			fprintf(f, ", \"%s_us\": [%.3f, %.3f, %.3f]",
+				measure_names[m], r[i].usec[m][0],
+				r[i].usec[m][1], r[i].usec[m][2]);
+		fprintf(f, ", \"ratio_to_ich9smi\": %.3f, \"smis_per_sec\": %.1f }%s\n",
+			ratio(r, nr, &r[i]), r[i].smis_per_sec,
+			i + 1 < nr ? "," : "");
+	}
+	fprintf(f, "  ]\n}\n");
+	fclose(f);
+}
+
+static unsigned int parse_list(const char *s, unsigned int *out,
+			       unsigned int max)
+{
+	unsigned int n = 0;
+	char *end;
+
+	while (*s && n < max) {
+		unsigned long v = strtoul(s, &end, 10);
+
+		if (end == s || !v || v > GUEST_MAX_VCPUS)
+			fail("bad vCPU count list '%s' (1..%d)", s,
+			     GUEST_MAX_VCPUS);
+		out[n++] = v;
+		s = *end == ',' ? end + 1 : end;
+	}
+	return n;
+}
+
+static void help(void)
+{
+	printf("smi_bench [options]\n"
+	       "  -n LIST   vCPU counts, comma-separated (default 1,2,4,8)\n"
+	       "  -s LIST   scaling run vCPU counts (default none), fewer reps\n"
+	       "  -r N      measured SMIs per path and count (default 200)\n"
+	       "  -w N      warm-up SMIs, not measured (default 20)\n"
+	       "  -l N      back-to-back SMIs for the rate (default 200)\n"
+	       "  -R N      measured SMIs in the scaling run (default 20)\n"
+	       "  -c FILE   write the results as CSV\n"
+	       "  -j FILE   write the results as JSON\n");
+}
+
+int main(int argc, char **argv)
+{
+	struct options o = {
+		.vcpus = { 1, 2, 4, 8 }, .nr_vcpu_counts = 4,
+		.reps = 200, .warmup = 20, .loops = 200, .scale_reps = 20,
+	};
+	struct sigaction sa = { .sa_handler = kick_handler };
+	struct result *res;
+	unsigned int i, p, nr = 0, max;
+	struct ich9smi_info info;
+	int ctl_fd, opt;
+	u64 tsc_khz = 0;
+
+	while ((opt = getopt(argc, argv, "n:s:r:w:l:R:c:j:h")) != -1) {
+		switch (opt) {
+		case 'n':
+			o.nr_vcpu_counts = parse_list(optarg, o.vcpus, 16);
+			break;
+		case 's':
+			o.nr_scale = parse_list(optarg, o.scale, 8);
+			break;
+		case 'r':
+			o.reps = strtoul(optarg, NULL, 10);
+			break;
+		case 'w':
+			o.warmup = strtoul(optarg, NULL, 10);
+			break;
+		case 'l':
+			o.loops = strtoul(optarg, NULL, 10);
+			break;
+		case 'R':
+			o.scale_reps = strtoul(optarg, NULL, 10);
+			break;
+		case 'c':
+			o.csv = optarg;
+			break;
+		case 'j':
+			o.json = optarg;
+			break;
+		default:
+			help();
+			return opt == 'h' ? 0 : 2;
+		}
+	}
+	if (!o.reps || !o.scale_reps)
+		fail("-r and -R must be at least 1");
+	if (vm_smm_unsupported())
+		fail("%s", vm_smm_unsupported());
+	ctl_fd = ich9smi_open();
+	if (ctl_fd < 0)
+		fail(ICH9SMI_DEV_PATH ": %s", strerror(-ctl_fd));
+	if (ich9smi_get_info(ctl_fd, &info))
+		fail("ICH9SMI_INFO failed");
+	if (sigaction(KICK_SIGNAL, &sa, NULL))
+		fail("sigaction: %s", strerror(errno));
+
+	max = (o.nr_vcpu_counts + o.nr_scale) * NR_PATHS;
+	res = calloc(max, sizeof(*res));
+	if (!res)
+		fail("out of memory");
+
+	printf("# smi_bench: clock guest TSC; per path and vCPU count\n");
+	printf("# %u warm-up and %u measured SMIs (%u in the scaling run);\n",
+	       o.warmup, o.reps, o.scale_reps);
+	printf("# rate over %u back-to-back SMIs; ich9smi resolution %u\n",
+	       o.loops, info.resolution);
+	for (i = 0; i < o.nr_vcpu_counts + o.nr_scale; i++) {
+		bool scaling = i >= o.nr_vcpu_counts;
+		unsigned int n = scaling ? o.scale[i - o.nr_vcpu_counts] :
+					   o.vcpus[i];
+
+		for (p = 0; p < NR_PATHS; p++) {
+			if (n < paths[p].min_vcpus || n > paths[p].max_vcpus)
+				continue;
+			fprintf(stderr, "# %s, %u vCPUs\n", paths[p].name, n);
+			bench_one(&paths[p], n, o.warmup,
+				  scaling ? o.scale_reps : o.reps,
+				  scaling ? 0 : o.loops, ctl_fd, &res[nr]);
+			nr++;
+		}
+	}
+	if (nr)
+		tsc_khz = res[0].tsc_khz;
+	printf("# guest TSC %llu kHz\n", (unsigned long long)tsc_khz);
+	print_table(res, nr);
+	if (o.csv)
+		write_csv(o.csv, res, nr);
+	if (o.json)
+		write_json(o.json, res, nr, &o, tsc_khz);
+	printf("\n# every expected vCPU entered SMM for every SMI on every path\n");
+	free(res);
+	close(ctl_fd);
+	return 0;
+}
