@@ -11,7 +11,8 @@ set -euo pipefail
 . "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
 
 [ -f "$KSFT_DIR/lib.mk" ] || "$ICH9SMI_ROOT/scripts/fetch.sh"
-rsync -a --delete "$SELFTESTS_SRC/" "$KSFT_DIR/ich9smi/"
+rsync -a --delete "$ICH9SMI_ROOT/tools/testing/selftests/ich9smi/" \
+	"$KSFT_DIR/ich9smi/"
 mkdir -p "$SELFTESTS_OUT"
 make -C "$KSFT_DIR/ich9smi" OUTPUT="$SELFTESTS_OUT" \
 	ICH9SMI_UAPI="$ICH9SMI_ROOT/include/uapi" USERCFLAGS=-Werror "$@"
