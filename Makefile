@@ -27,19 +27,19 @@ endif
 all: modules
 
 modules:
-	scripts/module.sh
+	@scripts/module.sh
 
 selftests:
-	scripts/selftests.sh
+	@scripts/selftests.sh
 
 deps:
-	scripts/deps.sh
+	@scripts/deps.sh
 
 check:
-	scripts/check.sh check
+	@scripts/check.sh check
 
 demo:
-	scripts/check.sh demo
+	@scripts/check.sh demo
 
 clean:
 	rm -rf .cache/build .cache/selftests .cache/runs
