@@ -57,9 +57,14 @@ complaints() {
 	grep -E '(warning|error):' "$1"
 }
 
+# Also sets kernels: the releases under test. Every step is checked here
+# because errexit does not apply inside timed.
 install_all() {
-	"$scripts/deps.sh"
-	mapfile -t kernels < <(debian_kernels)
+	local found
+
+	"$scripts/deps.sh" || return
+	found=$(debian_kernels) || return
+	mapfile -t kernels <<<"$found"
 	"$scripts/fetch.sh" "${kernels[@]}"
 }
 

@@ -26,7 +26,8 @@ if [ -z "$(apt-cache pkgnames linux-image-6.)" ]; then
 	apt-get update -q
 fi
 
-for kver in $(debian_kernels); do
+kernels=$(debian_kernels)
+for kver in $kernels; do
 	packages+=("linux-headers-$kver")
 done
 

@@ -56,29 +56,29 @@ apt_candidates() {
 		$1 == "Candidate:" && $2 != "(none)" { print pkg, $2 }'
 }
 
-# Kernel releases of a series ("6.1", "6.12") among package names.
-series_releases() {
-	local re
-
+# The release names of a Debian kernel series ("6.1", "6.12"), a regex.
+series_regex() {
 	case $1 in
-	6.1) re='6\.1\.0-[0-9]+-amd64' ;;
-	6.12) re='6\.12\.[0-9]+\+deb12-amd64' ;;
-	*) die "unknown kernel series '$1' (known: 6.1 6.12)" ;;
+	6.1) printf '%s\n' '6\.1\.0-[0-9]+-amd64' ;;
+	6.12) printf '%s\n' '6\.12\.[0-9]+\+deb12-amd64' ;;
+	*) return 1 ;;
 	esac
-	sed -En "s/^linux-image-($re)-unsigned\$/\1/p"
 }
 
 # The Debian kernels under test, one release per line: for each series in
 # ICH9SMI_KERNELS, the newest whose unsigned image and headers packages have
 # the same version in the archive.
 debian_kernels() {
-	local images series kver found pkg version pkgs
+	local images series re kver found pkg version pkgs
 	local -A releases candidate
 
 	images=$(apt-cache pkgnames linux-image-)
 	for series in $ICH9SMI_KERNELS; do
-		releases[$series]=$(series_releases "$series" <<<"$images" |
-				    sort -rV)
+		re=$(series_regex "$series") ||
+			die "unknown kernel series '$series' (known: 6.1 6.12)"
+		releases[$series]=$(sed -En \
+			"s/^linux-image-($re)-unsigned\$/\1/p" <<<"$images" |
+			sort -rV)
 	done
 	pkgs=()
 	for series in $ICH9SMI_KERNELS; do

@@ -56,7 +56,8 @@ build() {
 if [ -n "${KDIR:-}" ]; then
 	build "$KDIR" "$@"
 else
-	for kver in $(debian_kernels); do
+	kernels=$(debian_kernels)
+	for kver in $kernels; do
 		build "/usr/src/linux-headers-$kver" "$@"
 	done
 fi
