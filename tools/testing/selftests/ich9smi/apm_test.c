@@ -316,7 +316,7 @@ TEST_F(apm, detach_while_running)
 	ASSERT_EQ(0, close(self->dev_fd));
 	self->dev_fd = -1;
 	for (i = 0; i < vm->nr_vcpus; i++) {
-		int exit = vcpu_thread_stop(&vm->vcpus[i]);
+		int exit = vcpu_thread_wait(&vm->vcpus[i], SMM_WAIT_MS);
 
 		EXPECT_EQ(KVM_EXIT_IO, exit);
 		EXPECT_EQ(ICH9SMI_APM_CNT_PORT, vm->vcpus[i].run->io.port);

@@ -319,6 +319,27 @@ void vcpu_thread_start(struct vcpu *vcpu)
  * ended it before. The signal interrupts KVM_RUN; it is repeated because it
  * can land just before the thread enters KVM_RUN.
  */
+/*
+ * Wait up to @ms for the thread to leave KVM_RUN on its own (an exit to
+ * userspace) and return the exit reason, or VCPU_STOPPED after stopping it
+ * when it did not.
+ */
+int vcpu_thread_wait(struct vcpu *vcpu, unsigned int ms)
+{
+	const struct timespec tick = { .tv_nsec = 1000000 };
+	int err;
+
+	while ((err = pthread_tryjoin_np(vcpu->thread, NULL)) == EBUSY && ms--)
+		nanosleep(&tick, NULL);
+	if (err == EBUSY)
+		return vcpu_thread_stop(vcpu);
+	if (err)
+		vm_fail("vCPU %u: pthread_tryjoin_np: %s", vcpu->id,
+			strerror(err));
+	vcpu->threaded = false;
+	return vcpu->thread_exit;
+}
+
 int vcpu_thread_stop(struct vcpu *vcpu)
 {
 	const struct timespec tick = { .tv_nsec = 1000000 };

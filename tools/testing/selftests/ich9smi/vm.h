@@ -69,6 +69,7 @@ uint32_t vcpu_run_out(struct vcpu *vcpu, uint16_t port);
 uint32_t vcpu_sync(struct vcpu *vcpu);
 void vcpu_thread_start(struct vcpu *vcpu);
 int vcpu_thread_stop(struct vcpu *vcpu);
+int vcpu_thread_wait(struct vcpu *vcpu, unsigned int ms);
 
 int __vm_ioctl(struct vm *vm, unsigned long cmd, void *arg, const char *name);
 int __vcpu_ioctl(struct vcpu *vcpu, unsigned long cmd, void *arg,
