@@ -11,6 +11,7 @@
 #   make deps        install the missing Debian packages
 #   make check       deps, static checks, builds, selftests in a guest per kernel
 #   make demo        deps, builds, the demo job in a guest per kernel
+#   make bench       the SMI benchmark in a 6.12 guest; results in out/bench/
 #   make clean       remove build output (downloads and kernels stay cached)
 #
 # KERNELS="6.1 6.12" picks the Debian kernel series under test.
@@ -38,10 +39,13 @@ deps:
 check:
 	@scripts/check.sh check
 
+bench:
+	@scripts/bench.sh
+
 demo:
 	@scripts/check.sh demo
 
 clean:
 	rm -rf .cache/build .cache/selftests .cache/runs
 
-.PHONY: all modules selftests deps check demo clean
+.PHONY: all modules selftests deps check demo bench clean

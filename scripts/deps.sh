@@ -12,6 +12,7 @@ packages=(
 	make gcc libc6-dev perl rsync
 	sparse shellcheck "$KSRC_PKG"
 	qemu-system-x86 busybox-static cpio kmod xz-utils
+	gnuplot-nox
 )
 
 installed() {

@@ -12,7 +12,8 @@ set -uo pipefail
 
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 results=/run/results
-# KROOT, MODULE, SELFTESTS_DIR, SELFTESTS, TEST_TIMEOUT, written by vm.sh.
+# KROOT, MODULE, SELFTESTS_DIR, SELFTESTS, TEST_TIMEOUT, BENCH_ARGS and
+# BENCH_TIMEOUT, written by vm.sh.
 # shellcheck source=/dev/null
 . "$results/job.env"
 
@@ -106,9 +107,35 @@ run_selftests() {
 	done
 }
 
-# The demo job; for now the selftests, shown as they run.
-run_demo() {
+# run_bench ARGS...: smi_bench, its table on the console and in bench.txt,
+# its CSV and JSON beside; a step records whether its checks held.
+run_bench() {
+	local rc
+
+	say "running smi_bench $*"
+	(cd "$SELFTESTS_DIR" &&
+	 timeout -k 10 "$BENCH_TIMEOUT" ./smi_bench "$@" \
+		-c "$results/bench.csv" -j "$results/bench.json") 2>&1 |
+		tee "$results/bench.txt"
+	rc=${PIPESTATUS[0]}
+	if [ "$rc" -eq 0 ]; then
+		step pass "smi_bench" "every vCPU entered SMM for every SMI"
+	else
+		step fail "smi_bench" "exit status $rc"
+	fi
+}
+
+# check: every selftest, then a short benchmark run for its checks only.
+run_check() {
 	run_selftests
+	# shellcheck disable=SC2086 # BENCH_ARGS is a word list
+	run_bench $BENCH_ARGS
+}
+
+# bench and demo: the benchmark, with the arguments the host chose.
+run_bench_job() {
+	# shellcheck disable=SC2086 # BENCH_ARGS is a word list
+	run_bench $BENCH_ARGS
 }
 
 # Ask kmemleak, where the kernel has it, for its list of leaked objects.
@@ -128,8 +155,8 @@ if [ "$(uname -r)" != "$KVER" ]; then
 	step fail "kernel release" "booted $(uname -r), expected $KVER"
 elif load_kvm && load_module; then
 	case $job in
-	check) run_selftests ;;
-	demo) run_demo ;;
+	check) run_check ;;
+	bench | demo) run_bench_job ;;
 	*) step fail "job" "unknown job '$job'" ;;
 	esac
 	printf 'tests %s\n' "$(uptime_s)" >>"$results/times"

@@ -308,8 +308,6 @@ TEST_F(apm, detach_while_running)
 	struct vm *vm = self->vm;
 	unsigned int i;
 
-	if (!(variant->flags & VM_IRQCHIP))
-		SKIP(return, "needs the in-kernel irqchip");
 	start_storm(vm);
 	sleep_ms(300);
 	EXPECT_LT(0, total_smm_entries(vm));
@@ -330,8 +328,6 @@ TEST_F(apm, vm_fd_closed_while_running)
 	struct ich9smi_stats before, after;
 	unsigned int i;
 
-	if (!(variant->flags & VM_IRQCHIP))
-		SKIP(return, "needs the in-kernel irqchip");
 	start_storm(vm);
 	ASSERT_EQ(0, close(vm->fd));
 	vm->fd = -1;
@@ -352,8 +348,6 @@ TEST_F(apm, killed_while_running)
 	pid_t pid;
 	char c;
 
-	if (!(variant->flags & VM_IRQCHIP))
-		SKIP(return, "needs the in-kernel irqchip");
 	ASSERT_EQ(0, ich9smi_get_info(self->ctl_fd, &info));
 	base = info.instances;
 	ASSERT_EQ(0, pipe(pipefd));
