@@ -16,7 +16,7 @@ out=$ICH9SMI_ROOT/out/bench
 series=${ICH9SMI_BENCH_KERNEL:-6.12}
 
 "$scripts/deps.sh"
-kver=$(ICH9SMI_KERNELS=$series debian_kernel "$series")
+kver=$(ICH9SMI_KERNELS=$series debian_kernels)
 "$scripts/fetch.sh" "$kver"
 KDIR=/usr/src/linux-headers-$kver "$scripts/module.sh" >/dev/null
 "$scripts/selftests.sh" >/dev/null

@@ -148,6 +148,7 @@ kmemleak_scan() {
 }
 
 mount -t debugfs debugfs /sys/kernel/debug
+mount -t tracefs tracefs /sys/kernel/tracing
 printf 'boot %s\n' "$(uptime_s)" >"$results/times"
 say "job '$job' on $(uname -r)"
 

@@ -5,8 +5,11 @@
  * often, what the VMM saw, and what the statistics say.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -377,6 +380,82 @@ TEST_F(apm, killed_while_running)
 	EXPECT_TRUE(WIFSIGNALED(status));
 	ASSERT_EQ(0, ich9smi_get_info(self->ctl_fd, &info));
 	EXPECT_EQ(base, info.instances);
+}
+
+/* A private tracefs instance with the ich9smi events on, or NULL. */
+static char *trace_instance(void)
+{
+	static const char *const roots[] = {
+		"/sys/kernel/tracing", "/sys/kernel/debug/tracing",
+	};
+	static char dir[128];
+	char path[192];
+	size_t i;
+	int fd;
+
+	for (i = 0; i < ARRAY_SIZE(roots); i++) {
+		snprintf(dir, sizeof(dir), "%s/instances/ich9smi_test_%d",
+			 roots[i], getpid());
+		if (mkdir(dir, 0700))
+			continue;
+		snprintf(path, sizeof(path), "%s/events/ich9smi/enable", dir);
+		fd = open(path, O_WRONLY);
+		if (fd >= 0 && write(fd, "1", 1) == 1) {
+			close(fd);
+			return dir;
+		}
+		if (fd >= 0)
+			close(fd);
+		rmdir(dir);
+	}
+	return NULL;
+}
+
+static char *read_trace(const char *dir)
+{
+	static char buf[65536];
+	char path[192];
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/trace", dir);
+	fd = open(path, O_RDONLY);
+	if (fd < 0)
+		return NULL;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n < 0)
+		return NULL;
+	buf[n] = 0;
+	return buf;
+}
+
+/* The tracepoints carry vCPU id, port, value and what the write did. */
+TEST_F(apm, tracepoints)
+{
+	struct vcpu *vcpu = &self->vm->vcpus[0];
+	bool bc = broadcast(variant->features);
+	char *dir, *trace, want[128];
+
+	dir = trace_instance();
+	if (!dir)
+		SKIP(return, "no tracefs with ich9smi events");
+	vcpu_start(vcpu, guest_apm_smi, 0x99 << 8 | CMD_SMI);
+	EXPECT_EQ(1, vcpu_sync(vcpu));
+	trace = read_trace(dir);
+	rmdir(dir);
+	ASSERT_NE(NULL, trace);
+	TH_LOG("%s", trace);
+	snprintf(want, sizeof(want), "%s%s", "ich9smi_apm_write: vcpu 0 ",
+		 "port 0xb3 len 1 value 0x99 action store");
+	EXPECT_NE(NULL, strstr(trace, want));
+	snprintf(want, sizeof(want),
+		 "ich9smi_apm_write: vcpu 0 port 0xb2 len 1 value 0x%02x action %s",
+		 CMD_SMI, bc ? "broadcast" : "unicast");
+	EXPECT_NE(NULL, strstr(trace, want));
+	snprintf(want, sizeof(want), "ich9smi_inject: vcpu 0 %s nr_vcpus %u",
+		 bc ? "broadcast" : "unicast", bc ? variant->nr_vcpus : 1);
+	EXPECT_NE(NULL, strstr(trace, want));
 }
 
 TEST_HARNESS_MAIN

@@ -424,9 +424,12 @@ static void print_table(const struct result *r, unsigned int nr)
 		for (m = 0; m < NR_MEASURES; m++)
 			snprintf(cell[m], sizeof(cell[m]), "%.1f/%.1f/%.1f",
 				 x->usec[m][0], x->usec[m][1], x->usec[m][2]);
-		printf("%-11s %5u %25s %25s %25s %8.2f %10.0f\n",
-		       x->path->name, x->nr_vcpus, cell[0], cell[1], cell[2],
-		       ratio(r, nr, x), x->smis_per_sec);
+		printf("%-11s %5u %25s %25s %25s %8.2f ", x->path->name,
+		       x->nr_vcpus, cell[0], cell[1], cell[2], ratio(r, nr, x));
+		if (x->smis_per_sec)
+			printf("%10.0f\n", x->smis_per_sec);
+		else
+			printf("%10s\n", "-");
 	}
 }
 
