@@ -25,6 +25,15 @@
 
 #include "ich9smi.h"
 
+/*
+ * From 6.18 KVM exports most of what ich9smi links against
+ * (file_is_kvm(), kvm_make_all_cpus_request(), the vCPU kick) to kvm-amd
+ * and kvm-intel only; no load-time lookup can stand in for all of them.
+ */
+#ifdef EXPORT_SYMBOL_FOR_KVM_INTERNAL
+#error "KVM exports only to kvm-amd/kvm-intel here: build ich9smi in tree"
+#endif
+
 /* endbr64: f3 0f 1e fa; what the kernel seals it with: 66 0f 1f 00 */
 #define ICH9SMI_ENDBR64		0xfa1e0ff3U
 #define ICH9SMI_ENDBR_POISON	0x001f0f66U
