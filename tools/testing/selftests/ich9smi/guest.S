@@ -88,7 +88,18 @@ guest_apm_storm:
  * two TSC reads; then report and start over.
  */
 guest_bench:
+	cmpl	$BENCH_MODE_X2APIC, BENCH_MODE
+	je	5f
 	addr32 movl $APIC_SVR_ENABLE, %es:APIC_SVR_ADDR
+	jmp	1f
+5:	movl	$MSR_APIC_BASE, %ecx
+	rdmsr
+	orl	$APIC_BASE_X2APIC, %eax
+	wrmsr
+	movl	$MSR_X2APIC_SVR, %ecx
+	movl	$APIC_SVR_ENABLE, %eax
+	xorl	%edx, %edx
+	wrmsr
 1:	movl	BENCH_LOOPS, %esi
 	rdtsc
 	movl	%eax, BENCH_T0
@@ -97,10 +108,17 @@ guest_bench:
 	addl	%eax, BENCH_TARGET
 	cmpl	$BENCH_MODE_ICR, BENCH_MODE
 	je	3f
+	cmpl	$BENCH_MODE_X2APIC, BENCH_MODE
+	je	6f
 	movb	$BENCH_CMD, %al
 	outb	%al, $APM_CNT_PORT
 	jmp	4f
 3:	addr32 movl $ICR_SMI_ALL, %es:APIC_ICR_ADDR
+	jmp	4f
+6:	movl	$MSR_X2APIC_ICR, %ecx
+	movl	$ICR_SMI_ALL, %eax
+	xorl	%edx, %edx
+	wrmsr
 4:	decl	%esi
 	jnz	2b
 	rdtsc

@@ -48,12 +48,18 @@
 #define BENCH_CMD		0x42	/* what the writer writes to APM_CNT */
 
 #define BENCH_MODE_APM		0	/* OUT to APM_CNT */
-#define BENCH_MODE_ICR		1	/* local APIC ICR: SMI to all */
+#define BENCH_MODE_ICR		1	/* xAPIC ICR (MMIO): SMI to all */
+#define BENCH_MODE_X2APIC	2	/* x2APIC ICR (MSR): SMI to all */
 
 /* xAPIC registers (the guest's ES has a 4 GiB limit to reach them). */
 #define APIC_SVR_ADDR		0xfee000f0
 #define APIC_ICR_ADDR		0xfee00300
 #define APIC_SVR_ENABLE		0x1ff
+/* x2APIC: IA32_APIC_BASE enable bits, and the SVR and ICR MSRs */
+#define MSR_APIC_BASE		0x1b
+#define APIC_BASE_X2APIC	0xc00
+#define MSR_X2APIC_SVR		0x80f
+#define MSR_X2APIC_ICR		0x830
 /* ICR: delivery mode SMI, level assert, to all / all but self */
 #define ICR_SMI_ALL		0x84200
 #define ICR_SMI_OTHERS		0xc4200

@@ -15,7 +15,9 @@
  *   qemu         OUT 0xB2 exits; the VMM marks every vCPU and kicks its
  *                thread, which leaves KVM_RUN, issues KVM_SMI, re-enters
  *   msi          OUT 0xB2 exits; one KVM_SIGNAL_MSI, SMI to all vCPUs
- *   floor        no port: the guest's own ICR write, SMI to all incl. self
+ *   floor        no port: the guest's own x2APIC ICR write (WRMSR), SMI
+ *                to all including self, handled in kernel
+ *   floor-mmio   the same through the xAPIC's MMIO ICR, which KVM decodes
  *   edk2-ap      ich9smi unicast, the writer is vCPU 1, and its handler
  *                pulls the others in with an SMI IPI (no broadcast)
  *
@@ -64,7 +66,9 @@ static const struct path paths[] = {
 	  GUEST_MAX_VCPUS },
 	{ "msi", TRIG_MSI, false, 0, BENCH_MODE_APM, 0, false, 1,
 	  GUEST_MAX_VCPUS },
-	{ "floor", TRIG_IN_KERNEL, false, 0, BENCH_MODE_ICR, 0, false, 1,
+	{ "floor", TRIG_IN_KERNEL, false, 0, BENCH_MODE_X2APIC, 0, false, 1,
+	  GUEST_MAX_VCPUS },
+	{ "floor-mmio", TRIG_IN_KERNEL, false, 0, BENCH_MODE_ICR, 0, false, 1,
 	  GUEST_MAX_VCPUS },
 	{ "edk2-ap", TRIG_IN_KERNEL, true, 0, BENCH_MODE_APM, 1, true, 2,
 	  GUEST_MAX_VCPUS },
@@ -178,11 +182,30 @@ static void *ap_thread(void *arg)
 	return NULL;
 }
 
+/* Everything KVM supports, so that the writer may turn on x2APIC. */
+static void set_cpuid(struct vcpu *vcpu)
+{
+	static struct kvm_cpuid2 *cpuid;
+	const unsigned int max = 256;
+
+	if (!cpuid) {
+		cpuid = calloc(1, sizeof(*cpuid) +
+				  max * sizeof(struct kvm_cpuid_entry2));
+		if (!cpuid)
+			fail("out of memory");
+		cpuid->nent = max;
+		if (ioctl(vcpu->vm->kvm_fd, KVM_GET_SUPPORTED_CPUID, cpuid))
+			fail("KVM_GET_SUPPORTED_CPUID: %s", strerror(errno));
+	}
+	vcpu_ioctl(vcpu, KVM_SET_CPUID2, cpuid);
+}
+
 /* Real mode with a 4 GiB ES limit, so the guest reaches its local APIC. */
 static void start_vcpu(struct vcpu *vcpu, const u8 *entry)
 {
 	struct kvm_sregs sregs;
 
+	set_cpuid(vcpu);
 	vcpu_start(vcpu, entry, 0);
 	vcpu_ioctl(vcpu, KVM_GET_SREGS, &sregs);
 	sregs.es.limit = 0xffffffff;
