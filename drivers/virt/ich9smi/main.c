@@ -9,13 +9,13 @@
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
+#include <linux/cpufeature.h>
 #include <linux/file.h>
 #include <linux/fs.h>
 #include <linux/kvm_host.h>
 #include <linux/miscdevice.h>
 #include <linux/module.h>
 #include <linux/uaccess.h>
-#include <asm/cpufeature.h>
 
 #include "ich9smi.h"
 
@@ -142,6 +142,11 @@ static struct miscdevice ich9smi_misc = {
 
 static int __init ich9smi_init(void)
 {
+	static const char * const resolution_names[] = {
+		[ICH9SMI_RESOLVE_LINKED] = "LINKED",
+		[ICH9SMI_RESOLVE_SYMBOL_GET] = "SYMBOL_GET",
+		[ICH9SMI_RESOLVE_KALLSYMS] = "KALLSYMS",
+	};
 	int ret;
 
 	ret = ich9smi_symbols_init();
@@ -155,6 +160,8 @@ static int __init ich9smi_init(void)
 		pr_err("cannot register /dev/ich9smi: %d\n", ret);
 		goto remove_debugfs;
 	}
+	pr_info("/dev/ich9smi ready, KVM I/O bus resolution: %s\n",
+		resolution_names[ich9smi_resolution()]);
 	return 0;
 
 remove_debugfs:
