@@ -139,11 +139,10 @@ static long ich9smi_set_host_features(struct ich9smi_dev *dev,
 	int ret;
 
 	ret = ich9smi_copy_in(&arg, sizeof(arg),
-			      ICH9SMI_MINSZ(host_features, supported), argp, NULL);
+			      ICH9SMI_MINSZ(host_features, supported), 0,
+			      argp, NULL);
 	if (ret)
 		return ret;
-	if (arg.flags)
-		return -EINVAL;
 	if (!ich9smi_features_valid(arg.supported)) {
 		pr_info_ratelimited("pid %d: invalid host SMI features %#llx\n",
 				    task_pid_nr(current), arg.supported);
@@ -166,10 +165,11 @@ static long ich9smi_negotiate(struct ich9smi_dev *dev, void __user *argp)
 	int ret;
 
 	ret = ich9smi_copy_in(&arg, sizeof(arg),
-			      ICH9SMI_MINSZ(negotiate, reserved), argp, &usize);
+			      ICH9SMI_MINSZ(negotiate, reserved), 0,
+			      argp, &usize);
 	if (ret)
 		return ret;
-	if (arg.flags || arg.reserved)
+	if (arg.reserved)
 		return -EINVAL;
 
 	spin_lock(&dev->lock);
@@ -187,11 +187,10 @@ static long ich9smi_reset(struct ich9smi_dev *dev, void __user *argp)
 	int ret;
 
 	ret = ich9smi_copy_in(&arg, sizeof(arg),
-			      ICH9SMI_MINSZ(reset, flags), argp, NULL);
+			      ICH9SMI_MINSZ(reset, flags), 0,
+			      argp, NULL);
 	if (ret)
 		return ret;
-	if (arg.flags)
-		return -EINVAL;
 
 	spin_lock(&dev->lock);
 	ich9smi_reset_locked(dev);
@@ -205,10 +204,11 @@ static long ich9smi_set_smi_en(struct ich9smi_dev *dev, void __user *argp)
 	int ret;
 
 	ret = ich9smi_copy_in(&arg, sizeof(arg),
-			      ICH9SMI_MINSZ(smi_en, reserved), argp, NULL);
+			      ICH9SMI_MINSZ(smi_en, reserved), 0,
+			      argp, NULL);
 	if (ret)
 		return ret;
-	if (arg.flags || arg.reserved)
+	if (arg.reserved)
 		return -EINVAL;
 
 	spin_lock(&dev->lock);
@@ -223,11 +223,10 @@ static long ich9smi_set_exit_set(struct ich9smi_dev *dev, void __user *argp)
 	int ret;
 
 	ret = ich9smi_copy_in(&arg, sizeof(arg),
-			      ICH9SMI_MINSZ(exit_set, values), argp, NULL);
+			      ICH9SMI_MINSZ(exit_set, values), 0,
+			      argp, NULL);
 	if (ret)
 		return ret;
-	if (arg.flags)
-		return -EINVAL;
 
 	spin_lock(&dev->lock);
 	bitmap_from_arr64(dev->exit_set, arg.values, ICH9SMI_EXIT_SET_BITS);
@@ -242,11 +241,10 @@ static long ich9smi_get_state(struct ich9smi_dev *dev, void __user *argp)
 	int ret;
 
 	ret = ich9smi_copy_in(&arg, sizeof(arg),
-			      ICH9SMI_MINSZ(state, exit_set), argp, &usize);
+			      ICH9SMI_MINSZ(state, exit_set), 0,
+			      argp, &usize);
 	if (ret)
 		return ret;
-	if (arg.flags)
-		return -EINVAL;
 
 	memset(&arg, 0, sizeof(arg));
 	arg.size = usize;
@@ -283,11 +281,10 @@ static long ich9smi_set_state(struct ich9smi_dev *dev, void __user *argp)
 	int ret;
 
 	ret = ich9smi_copy_in(&arg, sizeof(arg),
-			      ICH9SMI_MINSZ(state, exit_set), argp, NULL);
+			      ICH9SMI_MINSZ(state, exit_set), 0,
+			      argp, NULL);
 	if (ret)
 		return ret;
-	if (arg.flags)
-		return -EINVAL;
 	if (!ich9smi_state_valid(&arg)) {
 		pr_info_ratelimited("pid %d: inconsistent device state refused\n",
 				    task_pid_nr(current));
@@ -328,11 +325,10 @@ static long ich9smi_get_stats(struct ich9smi_dev *dev, void __user *argp)
 	int ret;
 
 	ret = ich9smi_copy_in(&arg, sizeof(arg),
-			      ICH9SMI_MINSZ(stats, smis_suppressed), argp, &usize);
+			      ICH9SMI_MINSZ(stats, smis_suppressed), ICH9SMI_STATS_CLEAR,
+			      argp, &usize);
 	if (ret)
 		return ret;
-	if (arg.flags & ~ICH9SMI_STATS_CLEAR)
-		return -EINVAL;
 
 	flags = arg.flags;
 	spin_lock(&dev->lock);

@@ -110,7 +110,7 @@ void ich9smi_debugfs_remove(struct ich9smi_dev *dev);
  * first version, ICH9SMI_MINSZ(struct name without ich9smi_, its last field).
  */
 #define ICH9SMI_MINSZ(type, last) offsetofend(struct ich9smi_##type, last)
-int ich9smi_copy_in(void *karg, size_t ksize, size_t minsz,
+int ich9smi_copy_in(void *karg, size_t ksize, size_t minsz, u32 valid_flags,
 		    void __user *uarg, u32 *usize);
 int ich9smi_copy_out(void __user *uarg, u32 usize, const void *karg,
 		     size_t ksize);

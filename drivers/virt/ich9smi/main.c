@@ -23,14 +23,16 @@
 #include "trace.h"
 
 /*
- * Every argument struct starts with __u32 size. Later versions of a struct
+ * Every argument struct starts with __u32 size and __u32 flags; flags
+ * outside @valid_flags are -EINVAL. Later versions of a struct
  * only grow: sizes from the first version's up are accepted, a longer
  * struct than the kernel knows must end in zeroes, and the fields the
  * caller's version lacks read as zero.
  */
-int ich9smi_copy_in(void *karg, size_t ksize, size_t minsz,
+int ich9smi_copy_in(void *karg, size_t ksize, size_t minsz, u32 valid_flags,
 		    void __user *uarg, u32 *usize)
 {
+	const u32 *hdr = karg;	/* size, flags */
 	u32 size;
 	int ret;
 
@@ -43,6 +45,8 @@ int ich9smi_copy_in(void *karg, size_t ksize, size_t minsz,
 	ret = copy_struct_from_user(karg, ksize, uarg, size);
 	if (ret)
 		return ret;
+	if (hdr[1] & ~valid_flags)
+		return -EINVAL;
 	if (usize)
 		*usize = size;
 	return 0;
@@ -63,11 +67,10 @@ static long ich9smi_info(void __user *argp)
 	int ret;
 
 	ret = ich9smi_copy_in(&arg, sizeof(arg),
-			      ICH9SMI_MINSZ(info, instances), argp, &usize);
+			      ICH9SMI_MINSZ(info, instances), 0,
+			      argp, &usize);
 	if (ret)
 		return ret;
-	if (arg.flags)
-		return -EINVAL;
 
 	memset(&arg, 0, sizeof(arg));
 	arg.size = usize;
@@ -89,10 +92,11 @@ static long ich9smi_ioctl_attach(void __user *argp)
 	int ret;
 
 	ret = ich9smi_copy_in(&arg, sizeof(arg),
-			      ICH9SMI_MINSZ(attach, reserved), argp, NULL);
+			      ICH9SMI_MINSZ(attach, reserved), 0,
+			      argp, NULL);
 	if (ret)
 		return ret;
-	if (arg.flags || arg.reserved)
+	if (arg.reserved)
 		return -EINVAL;
 
 	vm_file = fget(arg.vm_fd);
