@@ -55,48 +55,10 @@ FIXTURE_TEARDOWN(ich9smi)
 		close(self->kvm_fd);
 }
 
-/*
- * The argument rules every command shares. @reserved lists byte offset and
- * width of reserved fields; @flags_ok are the flags the command accepts.
- */
-struct cmd_desc {
-	const char *name;
-	unsigned long cmd;
-	size_t size;
-	bool on_dev;
-	u32 flags_ok;
-	struct {
-		size_t off;
-		size_t len;
-	} reserved[2];
-};
-
-#define CMD(_cmd, _type, _on_dev, ...)					\
-	{ .name = #_cmd, .cmd = ICH9SMI_##_cmd,				\
-	  .size = sizeof(struct ich9smi_##_type), .on_dev = _on_dev,	\
-	  __VA_ARGS__ }
-#define RSV(_type, _field, _len) \
-	{ .off = offsetof(struct ich9smi_##_type, _field), .len = _len }
-
-static const struct cmd_desc cmds[] = {
-	CMD(INFO, info, false),
-	CMD(ATTACH, attach, false, .reserved = { RSV(attach, reserved, 4) }),
-	CMD(SET_HOST_FEATURES, host_features, true),
-	CMD(NEGOTIATE, negotiate, true,
-	    .reserved = { RSV(negotiate, reserved, 4) }),
-	CMD(RESET, reset, true),
-	CMD(SET_SMI_EN, smi_en, true, .reserved = { RSV(smi_en, reserved, 4) }),
-	CMD(SET_EXIT_SET, exit_set, true),
-	CMD(GET_STATE, state, true),
-	CMD(SET_STATE, state, true,
-	    .reserved = { RSV(state, reserved0, 2), RSV(state, reserved1, 4) }),
-	CMD(GET_STATS, stats, true, .flags_ok = ICH9SMI_STATS_CLEAR),
-};
-
 #define ARG_BUF_SIZE	8192
 
 /* A valid all-zero argument of @size bytes, the VM fd filled in for ATTACH. */
-static void fill_arg(char *buf, const struct cmd_desc *d, u32 size,
+static void fill_arg(char *buf, const struct ich9smi_cmd_desc *d, u32 size,
 		     int other_vm_fd)
 {
 	memset(buf, 0, ARG_BUF_SIZE);
@@ -110,7 +72,7 @@ static void fill_arg(char *buf, const struct cmd_desc *d, u32 size,
  * Run one command on @fd with a @size-byte argument that @mangle may spoil;
  * ATTACH gets a fresh VM made on @kvm_fd.
  */
-static int run_cmd(int fd, int kvm_fd, const struct cmd_desc *d, u32 size,
+static int run_cmd(int fd, int kvm_fd, const struct ich9smi_cmd_desc *d, u32 size,
 		   void (*mangle)(char *buf, const void *ctx), const void *ctx)
 {
 	static char buf[ARG_BUF_SIZE];
@@ -141,7 +103,7 @@ static void set_flags(char *buf, const void *ctx)
 
 static void set_tail(char *buf, const void *ctx)
 {
-	const struct cmd_desc *d = ctx;
+	const struct ich9smi_cmd_desc *d = ctx;
 
 	buf[d->size + 3] = 1;
 }
@@ -158,8 +120,8 @@ TEST_F(ich9smi, arg_validation)
 	const u32 unknown_flag = 1u << 31;
 	size_t i, r;
 
-	for (i = 0; i < ARRAY_SIZE(cmds); i++) {
-		const struct cmd_desc *d = &cmds[i];
+	for (i = 0; i < ich9smi_nr_cmds; i++) {
+		const struct ich9smi_cmd_desc *d = &ich9smi_cmds[i];
 		int fd = d->on_dev ? self->dev_fd : self->ctl_fd;
 		int other_fd = d->on_dev ? self->ctl_fd : self->dev_fd;
 		int kvm = self->kvm_fd;
@@ -584,32 +546,29 @@ TEST_F(ich9smi, attach_detach_many)
 }
 
 /* A VMM killed with its fds open leaves nothing behind. */
+struct holder {
+	int kvm_fd;
+	int ctl_fd;
+};
+
+static int hold_device(void *arg)
+{
+	const struct holder *h = arg;
+	int vm = ich9smi_create_vm(h->kvm_fd);
+
+	return vm < 0 || ich9smi_attach_vm(h->ctl_fd, vm) < 0;
+}
+
 TEST_F(ich9smi, killed_holder)
 {
-	int base = instances(self->ctl_fd), status, pipefd[2];
-	pid_t pid;
-	char c;
+	struct holder h = { .kvm_fd = self->kvm_fd, .ctl_fd = self->ctl_fd };
+	int base = instances(self->ctl_fd);
+	int pid;
 
-	ASSERT_EQ(0, pipe(pipefd));
-	pid = fork();
-	ASSERT_LE(0, pid);
-	if (!pid) {
-		int vm = ich9smi_create_vm(self->kvm_fd);
-
-		if (vm < 0 || ich9smi_attach_vm(self->ctl_fd, vm) < 0)
-			_exit(1);
-		if (write(pipefd[1], "x", 1) != 1)
-			_exit(1);
-		pause();
-		_exit(0);
-	}
-	close(pipefd[1]);
-	ASSERT_EQ(1, read(pipefd[0], &c, 1));
-	close(pipefd[0]);
+	pid = ich9smi_fork_holder(hold_device, &h);
+	ASSERT_LT(0, pid);
 	EXPECT_EQ(base + 1, instances(self->ctl_fd));
-	ASSERT_EQ(0, kill(pid, SIGKILL));
-	ASSERT_EQ(pid, waitpid(pid, &status, 0));
-	EXPECT_TRUE(WIFSIGNALED(status));
+	ASSERT_EQ(0, ich9smi_kill_holder(pid));
 	EXPECT_EQ(base, instances(self->ctl_fd));
 }
 

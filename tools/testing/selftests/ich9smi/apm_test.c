@@ -24,16 +24,6 @@
 /* guest_apm_loop's argument: @count writes of @cmd. */
 #define LOOP_ARG(cmd, count)	((u32)(count) << 16 | (cmd))
 
-static void sleep_ms(unsigned int ms)
-{
-	const struct timespec ts = {
-		.tv_sec = ms / 1000,
-		.tv_nsec = (ms % 1000) * 1000000L,
-	};
-
-	nanosleep(&ts, NULL);
-}
-
 static const u64 no_exits[4];
 
 static u64 exit_set_word(int value)
@@ -343,41 +333,39 @@ TEST_F(apm, vm_fd_closed_while_running)
 }
 
 /* A VMM killed mid-storm leaves no device behind. */
+struct storm_vmm {
+	const FIXTURE_VARIANT(apm) * variant;
+	int ctl_fd;
+};
+
+static int run_storm_vmm(void *arg)
+{
+	const struct storm_vmm *s = arg;
+	struct vm *vm = vm_create(s->variant->nr_vcpus, s->variant->flags);
+	int dev = ich9smi_attach_vm(s->ctl_fd, vm->fd);
+
+	if (dev < 0 || ich9smi_setup_smi(dev, s->variant->features))
+		return 1;
+	start_storm(vm);
+	while (!total_smm_entries(vm))
+		sleep_ms(10);
+	return 0;
+}
+
 TEST_F(apm, killed_while_running)
 {
+	struct storm_vmm vmm = { .variant = variant, .ctl_fd = self->ctl_fd };
 	struct ich9smi_info info;
 	unsigned int base;
-	int status, pipefd[2];
-	pid_t pid;
-	char c;
+	int pid;
 
 	ASSERT_EQ(0, ich9smi_get_info(self->ctl_fd, &info));
 	base = info.instances;
-	ASSERT_EQ(0, pipe(pipefd));
-	pid = fork();
-	ASSERT_LE(0, pid);
-	if (!pid) {
-		struct vm *vm = vm_create(variant->nr_vcpus, variant->flags);
-		int dev = ich9smi_attach_vm(self->ctl_fd, vm->fd);
-
-		if (dev < 0 || ich9smi_setup_smi(dev, variant->features))
-			_exit(1);
-		start_storm(vm);
-		while (!total_smm_entries(vm))
-			sleep_ms(10);
-		if (write(pipefd[1], "x", 1) != 1)
-			_exit(1);
-		pause();
-		_exit(0);
-	}
-	close(pipefd[1]);
-	ASSERT_EQ(1, read(pipefd[0], &c, 1));
-	close(pipefd[0]);
+	pid = ich9smi_fork_holder(run_storm_vmm, &vmm);
+	ASSERT_LT(0, pid);
 	ASSERT_EQ(0, ich9smi_get_info(self->ctl_fd, &info));
 	EXPECT_EQ(base + 1, info.instances);
-	ASSERT_EQ(0, kill(pid, SIGKILL));
-	ASSERT_EQ(pid, waitpid(pid, &status, 0));
-	EXPECT_TRUE(WIFSIGNALED(status));
+	ASSERT_EQ(0, ich9smi_kill_holder(pid));
 	ASSERT_EQ(0, ich9smi_get_info(self->ctl_fd, &info));
 	EXPECT_EQ(base, info.instances);
 }

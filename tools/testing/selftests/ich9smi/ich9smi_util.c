@@ -4,8 +4,10 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <linux/kvm.h>
 
@@ -138,4 +140,44 @@ int ich9smi_setup_smi(int dev_fd, u64 features)
 	if (!features_ok || negotiated != features)
 		return -EPROTO;
 	return ich9smi_set_smi_en(dev_fd, ICH9SMI_SMI_EN_APMC_EN);
+}
+
+int ich9smi_fork_holder(int (*setup)(void *arg), void *arg)
+{
+	int pipefd[2], pid;
+	char c;
+
+	if (pipe(pipefd))
+		return -errno;
+	pid = fork();
+	if (pid < 0) {
+		pid = -errno;
+		close(pipefd[0]);
+		close(pipefd[1]);
+		return pid;
+	}
+	if (!pid) {
+		close(pipefd[0]);
+		if (setup(arg) || write(pipefd[1], "x", 1) != 1)
+			_exit(1);
+		for (;;)
+			pause();
+	}
+	close(pipefd[1]);
+	if (read(pipefd[0], &c, 1) != 1) {
+		close(pipefd[0]);
+		waitpid(pid, NULL, 0);
+		return -ECHILD;
+	}
+	close(pipefd[0]);
+	return pid;
+}
+
+int ich9smi_kill_holder(int pid)
+{
+	int status;
+
+	if (kill(pid, SIGKILL) || waitpid(pid, &status, 0) != pid)
+		return -errno;
+	return WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL ? 0 : -EPROTO;
 }

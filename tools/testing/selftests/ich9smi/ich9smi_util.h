@@ -6,6 +6,7 @@
 #ifndef SELFTEST_ICH9SMI_UTIL_H
 #define SELFTEST_ICH9SMI_UTIL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <linux/ich9smi.h>
@@ -49,5 +50,57 @@ int ich9smi_negotiate(int dev_fd, u64 requested, u64 *negotiated,
  * for unicast), SMI_EN.APMC_EN set. Returns 0 or -errno.
  */
 int ich9smi_setup_smi(int dev_fd, u64 features);
+
+/*
+ * Fork a child that runs @setup(@arg) (a VMM holding a device, say), tells
+ * the parent it is ready and waits to be killed. Returns the child's pid
+ * once it is ready, or -errno (-ECHILD when @setup failed).
+ */
+int ich9smi_fork_holder(int (*setup)(void *arg), void *arg);
+
+/* SIGKILL a holder and reap it: 0 when it died of that signal. */
+int ich9smi_kill_holder(int pid);
+
+/*
+ * The argument rules of every command. @size is the struct's (version 1)
+ * size, @reserved lists byte offset and width of reserved fields, @flags_ok
+ * the flags the command accepts; @output commands copy the struct back.
+ */
+struct ich9smi_cmd_desc {
+	const char *name;
+	unsigned long cmd;
+	size_t size;
+	bool on_dev;
+	bool output;
+	u32 flags_ok;
+	struct {
+		size_t off;
+		size_t len;
+	} reserved[2];
+};
+
+extern const struct ich9smi_cmd_desc ich9smi_cmds[];
+extern const unsigned int ich9smi_nr_cmds;
+
+/* The descriptor of @cmd, or NULL if it is not an ich9smi command. */
+const struct ich9smi_cmd_desc *ich9smi_cmd_find(unsigned long cmd);
+
+/*
+ * A small PRNG (splitmix64) for the fuzzers and storms, so that a run
+ * repeats from its seed. ich9smi_seed() takes the seed from the
+ * environment variable @env (any strtoull() base) or else from the clock.
+ */
+u64 ich9smi_rand(u64 *state);
+u64 ich9smi_seed(const char *env);
+
+/*
+ * A private tracefs instance with @events ("ich9smi" or
+ * "ich9smi/<event>") enabled: its directory, or NULL without tracefs or
+ * the events. ich9smi_trace_set() writes @value to the instance's @file;
+ * ich9smi_trace_close() removes the instance.
+ */
+char *ich9smi_trace_open(const char *events);
+int ich9smi_trace_set(const char *dir, const char *file, const char *value);
+void ich9smi_trace_close(char *dir);
 
 #endif /* SELFTEST_ICH9SMI_UTIL_H */
