@@ -9,9 +9,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "../kselftest_harness.h"
@@ -370,35 +368,6 @@ TEST_F(apm, killed_while_running)
 	EXPECT_EQ(base, info.instances);
 }
 
-/* A private tracefs instance with the ich9smi events on, or NULL. */
-static char *trace_instance(void)
-{
-	static const char *const roots[] = {
-		"/sys/kernel/tracing", "/sys/kernel/debug/tracing",
-	};
-	static char dir[128];
-	char path[192];
-	size_t i;
-	int fd;
-
-	for (i = 0; i < ARRAY_SIZE(roots); i++) {
-		snprintf(dir, sizeof(dir), "%s/instances/ich9smi_test_%d",
-			 roots[i], getpid());
-		if (mkdir(dir, 0700))
-			continue;
-		snprintf(path, sizeof(path), "%s/events/ich9smi/enable", dir);
-		fd = open(path, O_WRONLY);
-		if (fd >= 0 && write(fd, "1", 1) == 1) {
-			close(fd);
-			return dir;
-		}
-		if (fd >= 0)
-			close(fd);
-		rmdir(dir);
-	}
-	return NULL;
-}
-
 static char *read_trace(const char *dir)
 {
 	static char buf[65536];
@@ -425,13 +394,13 @@ TEST_F(apm, tracepoints)
 	bool bc = broadcast(variant->features);
 	char *dir, *trace, want[128];
 
-	dir = trace_instance();
+	dir = ich9smi_trace_open("ich9smi");
 	if (!dir)
 		SKIP(return, "no tracefs with ich9smi events");
 	vcpu_start(vcpu, guest_apm_smi, 0x99 << 8 | CMD_SMI);
 	EXPECT_EQ(1, vcpu_sync(vcpu));
 	trace = read_trace(dir);
-	rmdir(dir);
+	ich9smi_trace_close(dir);
 	ASSERT_NE(NULL, trace);
 	TH_LOG("%s", trace);
 	snprintf(want, sizeof(want), "%s%s", "ich9smi_apm_write: vcpu 0 ",

@@ -21,6 +21,7 @@
 	.globl	guest_apm_smi, guest_halt
 	.globl	guest_apm_loop, guest_apm_rw, guest_apm_storm
 	.globl	guest_bench, guest_bench_ap
+	.globl	guest_apm_storm_count, guest_port_fuzz
 guest_code:
 
 /*
@@ -82,6 +83,76 @@ guest_apm_storm:
 	movb	%cl, %al
 1:	outb	%al, $APM_CNT_PORT
 	jmp	1b
+
+/*
+ * storm_test's writer: write command byte %cl to APM_CNT until the host
+ * sets STORM_STOP or the record is full, keeping the record of guest.h;
+ * then report the number of writes and halt. A due SMI is taken before the
+ * instruction after the OUT, so the count must have gone up by then.
+ */
+guest_apm_storm_count:
+	movl	%ebx, %edi
+	subl	$GUEST_SMM_COUNT(0), %edi
+	shll	$STORM_SHIFT - 2, %edi
+	addl	$STORM_DATA, %edi
+	movb	%cl, %al
+1:	movl	(%edi), %esi
+	cmpl	$0, STORM_STOP
+	jne	3f
+	cmpl	$STORM_MAX_WRITES, %esi
+	jae	3f
+	movl	(%ebx), %edx
+	outb	%al, $APM_CNT_PORT
+	cmpl	(%ebx), %edx
+	je	2f
+	btsl	%esi, 4(%edi)
+2:	incl	(%edi)
+	jmp	1b
+3:	movl	%esi, %eax
+	sync
+	jmp	guest_halt
+
+/*
+ * fuzz_test's accesses: run the table of guest.h, then report the number
+ * of entries run and halt.
+ */
+guest_port_fuzz:
+	xorl	%esi, %esi
+1:	cmpl	FUZZ_COUNT, %esi
+	jae	9f
+	movl	%esi, FUZZ_INDEX
+	leal	FUZZ_TABLE(, %esi, FUZZ_ENTRY_SIZE), %edi
+	movw	FUZZ_PORT(%edi), %dx
+	movb	FUZZ_WIDTH(%edi), %cl
+	cmpb	$FUZZ_IN, FUZZ_DIR(%edi)
+	je	5f
+	movl	FUZZ_VALUE(%edi), %eax
+	cmpb	$1, %cl
+	jne	2f
+	outb	%al, %dx
+	jmp	8f
+2:	cmpb	$2, %cl
+	jne	3f
+	outw	%ax, %dx
+	jmp	8f
+3:	outl	%eax, %dx
+	jmp	8f
+5:	xorl	%eax, %eax
+	cmpb	$1, %cl
+	jne	6f
+	inb	%dx, %al
+	jmp	7f
+6:	cmpb	$2, %cl
+	jne	4f
+	inw	%dx, %ax
+	jmp	7f
+4:	inl	%dx, %eax
+7:	movl	%eax, FUZZ_VALUE(%edi)
+8:	incl	%esi
+	jmp	1b
+9:	movl	%esi, %eax
+	sync
+	jmp	guest_halt
 
 /*
  * smi_bench's writer: BENCH_LOOPS SMIs, raised as BENCH_MODE says, between

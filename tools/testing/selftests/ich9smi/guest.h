@@ -64,6 +64,41 @@
 #define ICR_SMI_ALL		0x84200
 #define ICR_SMI_OTHERS		0xc4200
 
+/*
+ * storm_test: each vCPU's record of its storm, STORM_SIZE bytes apart from
+ * STORM_DATA: the number of APM_CNT writes it made, then a bitmap with bit
+ * i set when the vCPU's own SMM entry count went up across write i. The
+ * host sets STORM_STOP to end the storm.
+ */
+#define STORM_STOP		0x3800
+#define STORM_DATA		0x4000
+#define STORM_SHIFT		12
+#define STORM_SIZE		0x1000	/* 1 << STORM_SHIFT */
+#define STORM_WRITES(n)		(STORM_DATA + STORM_SIZE * (n))
+#define STORM_ROSE(n)		(STORM_WRITES(n) + 4)
+#define STORM_MAX_WRITES	((STORM_SIZE - 4) * 8)
+#define STORM_MAX_VCPUS		8
+
+/*
+ * fuzz_test: a table of FUZZ_COUNT port accesses at FUZZ_TABLE (the same
+ * area as the storm's, in other VMs), run in order; FUZZ_INDEX is the
+ * index of the access under way. An entry is a 16-bit port, the width in
+ * bytes (1, 2 or 4), FUZZ_OUT or FUZZ_IN, and a 32-bit value: written by
+ * an OUT, replaced by what an IN read.
+ */
+#define FUZZ_COUNT		0x3804
+#define FUZZ_INDEX		0x3808
+#define FUZZ_TABLE		0x4000
+#define FUZZ_ENTRY_SIZE		8
+#define FUZZ_PORT		0
+#define FUZZ_WIDTH		2
+#define FUZZ_DIR		3
+#define FUZZ_VALUE		4
+#define FUZZ_IN			0
+#define FUZZ_OUT		1
+/* Real mode addresses 64 KiB; the table ends there. */
+#define FUZZ_MAX_ENTRIES	((0x10000 - FUZZ_TABLE) / FUZZ_ENTRY_SIZE)
+
 /* The ICH9 APM ports (ICH9SMI_APM_*_PORT), for the assembler. */
 #define APM_CNT_PORT		0xb2
 #define APM_STS_PORT		0xb3

@@ -5,13 +5,53 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 #include <linux/kvm.h>
 
+#include "../kselftest.h"
 #include "ich9smi_util.h"
+
+#define CMD(_cmd, _type, _on_dev, ...)					\
+	{ .name = #_cmd, .cmd = ICH9SMI_##_cmd,				\
+	  .size = sizeof(struct ich9smi_##_type), .on_dev = _on_dev,	\
+	  __VA_ARGS__ }
+#define RSV(_type, _field, _len) \
+	{ .off = offsetof(struct ich9smi_##_type, _field), .len = _len }
+
+const struct ich9smi_cmd_desc ich9smi_cmds[] = {
+	CMD(INFO, info, false, .output = true),
+	CMD(ATTACH, attach, false, .reserved = { RSV(attach, reserved, 4) }),
+	CMD(SET_HOST_FEATURES, host_features, true),
+	CMD(NEGOTIATE, negotiate, true, .output = true,
+	    .reserved = { RSV(negotiate, reserved, 4) }),
+	CMD(RESET, reset, true),
+	CMD(SET_SMI_EN, smi_en, true, .reserved = { RSV(smi_en, reserved, 4) }),
+	CMD(SET_EXIT_SET, exit_set, true),
+	CMD(GET_STATE, state, true, .output = true),
+	CMD(SET_STATE, state, true,
+	    .reserved = { RSV(state, reserved0, 2), RSV(state, reserved1, 4) }),
+	CMD(GET_STATS, stats, true, .output = true,
+	    .flags_ok = ICH9SMI_STATS_CLEAR),
+};
+
+const unsigned int ich9smi_nr_cmds = ARRAY_SIZE(ich9smi_cmds);
+
+const struct ich9smi_cmd_desc *ich9smi_cmd_find(unsigned long cmd)
+{
+	unsigned int i;
+
+	for (i = 0; i < ich9smi_nr_cmds; i++)
+		if (ich9smi_cmds[i].cmd == cmd)
+			return &ich9smi_cmds[i];
+	return NULL;
+}
 
 int ich9smi_ioctl(int fd, unsigned long cmd, void *arg)
 {
@@ -180,4 +220,71 @@ int ich9smi_kill_holder(int pid)
 	if (kill(pid, SIGKILL) || waitpid(pid, &status, 0) != pid)
 		return -errno;
 	return WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL ? 0 : -EPROTO;
+}
+
+u64 ich9smi_rand(u64 *state)
+{
+	u64 z = (*state += 0x9e3779b97f4a7c15ull);
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+
+u64 ich9smi_seed(const char *env)
+{
+	const char *value = getenv(env);
+	struct timespec now;
+	u64 seed;
+
+	if (value && *value)
+		return strtoull(value, NULL, 0);
+	clock_gettime(CLOCK_REALTIME, &now);
+	seed = (u64)now.tv_sec * 1000000000ull + now.tv_nsec;
+	seed ^= (u64)getpid() << 32;
+	return ich9smi_rand(&seed);
+}
+
+int ich9smi_trace_set(const char *dir, const char *file, const char *value)
+{
+	size_t len = strlen(value);
+	char path[256];
+	int fd, ret = 0;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, file);
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (write(fd, value, len) != (ssize_t)len)
+		ret = -errno;
+	close(fd);
+	return ret;
+}
+
+char *ich9smi_trace_open(const char *events)
+{
+	static const char *const roots[] = {
+		"/sys/kernel/tracing", "/sys/kernel/debug/tracing",
+	};
+	static unsigned int nr;
+	char dir[128], enable[128];
+	size_t i;
+
+	snprintf(enable, sizeof(enable), "events/%s/enable", events);
+	for (i = 0; i < ARRAY_SIZE(roots); i++) {
+		snprintf(dir, sizeof(dir), "%s/instances/ich9smi_test_%d_%u",
+			 roots[i], getpid(), nr++);
+		if (mkdir(dir, 0700))
+			continue;
+		if (!ich9smi_trace_set(dir, enable, "1"))
+			return strdup(dir);
+		rmdir(dir);
+	}
+	return NULL;
+}
+
+void ich9smi_trace_close(char *dir)
+{
+	rmdir(dir);
+	free(dir);
 }

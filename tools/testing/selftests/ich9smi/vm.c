@@ -193,11 +193,31 @@ void vm_destroy(struct vm *vm)
 	free(vm);
 }
 
+/* A 32-bit word of guest RAM that running vCPUs may be writing. */
+uint32_t vm_read32(struct vm *vm, uint64_t gpa)
+{
+	return __atomic_load_n((uint32_t *)vm_mem(vm, gpa), __ATOMIC_ACQUIRE);
+}
+
+void vm_write32(struct vm *vm, uint64_t gpa, uint32_t value)
+{
+	__atomic_store_n((uint32_t *)vm_mem(vm, gpa), value, __ATOMIC_RELEASE);
+}
+
 /* How often vCPU n has entered SMM; its handler counts in guest RAM. */
 uint32_t vm_smm_count(struct vm *vm, unsigned int vcpu)
 {
-	return __atomic_load_n((uint32_t *)vm_mem(vm, GUEST_SMM_COUNT(vcpu)),
-			       __ATOMIC_ACQUIRE);
+	return vm_read32(vm, GUEST_SMM_COUNT(vcpu));
+}
+
+void sleep_ms(unsigned int ms)
+{
+	const struct timespec ts = {
+		.tv_sec = ms / 1000,
+		.tv_nsec = (ms % 1000) * 1000000L,
+	};
+
+	nanosleep(&ts, NULL);
 }
 
 /* Wait up to ms milliseconds for every vCPU's SMM entry count to be count. */
@@ -250,6 +270,12 @@ int vcpu_run(struct vcpu *vcpu)
 	return vcpu->run->exit_reason;
 }
 
+/* The data of a KVM_EXIT_IO. */
+void *vcpu_io_data(struct vcpu *vcpu)
+{
+	return (uint8_t *)vcpu->run + vcpu->run->io.data_offset;
+}
+
 /* Run until the guest writes to a port; fail on any other exit. */
 uint32_t vcpu_run_out(struct vcpu *vcpu, uint16_t port)
 {
@@ -264,7 +290,7 @@ uint32_t vcpu_run_out(struct vcpu *vcpu, uint16_t port)
 			vcpu->id, port, reason, run->io.port,
 			run->io.direction == KVM_EXIT_IO_OUT ? "out" : "in",
 			run->io.size);
-	memcpy(&value, (uint8_t *)run + run->io.data_offset, run->io.size);
+	memcpy(&value, vcpu_io_data(vcpu), run->io.size);
 	return value;
 }
 
@@ -278,13 +304,18 @@ static void vcpu_stop_signal(int sig)
 {
 }
 
-/* Run a vCPU in its thread until it exits to userspace or is stopped. */
+/*
+ * Run a vCPU in its thread until it exits to userspace (and handle_exit, if
+ * set, does not take the exit) or is stopped.
+ */
 static void *vcpu_thread(void *arg)
 {
 	struct vcpu *vcpu = arg;
 
 	while (!__atomic_load_n(&vcpu->stop, __ATOMIC_ACQUIRE)) {
 		if (ioctl(vcpu->fd, KVM_RUN, NULL) == 0) {
+			if (vcpu->handle_exit && vcpu->handle_exit(vcpu))
+				continue;
 			vcpu->thread_exit = vcpu->run->exit_reason;
 			return NULL;
 		}

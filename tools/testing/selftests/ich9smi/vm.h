@@ -23,6 +23,7 @@ extern const uint8_t guest_apm_loop[], guest_apm_rw[], guest_apm_storm[];
 extern const uint8_t smm_count[], smm_count_end[];
 extern const uint8_t smm_count_sync[], smm_count_sync_end[];
 extern const uint8_t guest_bench[], guest_bench_ap[];
+extern const uint8_t guest_apm_storm_count[], guest_port_fuzz[];
 extern const uint8_t smm_bench[], smm_bench_end[];
 
 struct vm;
@@ -32,6 +33,12 @@ struct vcpu {
 	unsigned int id;
 	int fd;
 	struct kvm_run *run;
+	/*
+	 * Optional, for vcpu_thread_start(): called on each exit to userspace,
+	 * true to enter the guest again. @priv is the caller's.
+	 */
+	bool (*handle_exit)(struct vcpu *vcpu);
+	void *priv;
 	/* Set by vcpu_thread_start(); read and cleared by vcpu_thread_stop(). */
 	pthread_t thread;
 	bool threaded;
@@ -60,6 +67,8 @@ const char *vm_smm_unsupported(void);
 struct vm *vm_create(unsigned int nr_vcpus, unsigned int flags);
 void vm_destroy(struct vm *vm);
 void *vm_mem(struct vm *vm, uint64_t gpa);
+uint32_t vm_read32(struct vm *vm, uint64_t gpa);
+void vm_write32(struct vm *vm, uint64_t gpa, uint32_t value);
 uint32_t vm_smm_count(struct vm *vm, unsigned int vcpu);
 bool vm_wait_smm_counts(struct vm *vm, uint32_t count, unsigned int ms);
 
@@ -67,9 +76,12 @@ void vcpu_start(struct vcpu *vcpu, const uint8_t *entry, uint32_t arg);
 int vcpu_run(struct vcpu *vcpu);
 uint32_t vcpu_run_out(struct vcpu *vcpu, uint16_t port);
 uint32_t vcpu_sync(struct vcpu *vcpu);
+void *vcpu_io_data(struct vcpu *vcpu);
 void vcpu_thread_start(struct vcpu *vcpu);
 int vcpu_thread_stop(struct vcpu *vcpu);
 int vcpu_thread_wait(struct vcpu *vcpu, unsigned int ms);
+
+void sleep_ms(unsigned int ms);
 
 int __vm_ioctl(struct vm *vm, unsigned long cmd, void *arg, const char *name);
 int __vcpu_ioctl(struct vcpu *vcpu, unsigned long cmd, void *arg,
