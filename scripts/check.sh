@@ -73,7 +73,7 @@ checkpatch() {
 
 	mapfile -t files < <(cd "$ICH9SMI_ROOT" &&
 		find Kbuild drivers/virt/ich9smi include/uapi/linux/ich9smi.h \
-		     tools/testing/selftests/ich9smi -type f \
+		     tools/ich9smi tools/testing/selftests/ich9smi -type f \
 		     \( -name '*.[chS]' -o -name Makefile -o -name Kbuild \
 			-o -name Kconfig \) 2>/dev/null | sort)
 	if out=$(cd "$ICH9SMI_ROOT" &&

@@ -102,6 +102,8 @@ run_selftest() {
 run_selftests() {
 	local test
 
+	# attach_test runs the attach tool, built beside the selftests.
+	export ICH9SMI_ATTACH_TOOL=$SELFTESTS_DIR/ich9smi-attach
 	for test in $SELFTESTS; do
 		run_selftest "$test"
 	done

@@ -5,7 +5,8 @@
 # .cache/selftests/ the way a kernel tree would: the directory is copied
 # beside the kselftest framework taken from Debian's kernel sources
 # (scripts/fetch.sh), where its "include ../lib.mk" and
-# "#include ../kselftest_harness.h" resolve. Warnings are errors.
+# "#include ../kselftest_harness.h" resolve. Warnings are errors. The
+# attach tool (tools/ich9smi), which attach_test runs, lands beside them.
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 . "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
@@ -16,3 +17,5 @@ rsync -a --delete "$ICH9SMI_ROOT/tools/testing/selftests/ich9smi/" \
 mkdir -p "$SELFTESTS_OUT"
 make -C "$KSFT_DIR/ich9smi" OUTPUT="$SELFTESTS_OUT" \
 	ICH9SMI_UAPI="$ICH9SMI_ROOT/include/uapi" USERCFLAGS=-Werror "$@"
+make -C "$ICH9SMI_ROOT/tools/ich9smi" OUTPUT="$SELFTESTS_OUT/" \
+	ICH9SMI_UAPI="$ICH9SMI_ROOT/include/uapi" EXTRA_CFLAGS=-Werror
