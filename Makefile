@@ -12,6 +12,8 @@
 #   make check       deps, static checks, builds, selftests in a guest per kernel
 #   make demo        deps, builds, the demo job in a guest per kernel
 #   make bench       the SMI benchmark in a 6.12 guest; results in out/bench/
+#   make e2e         unmodified QEMU and OVMF with and without ich9smi, in a
+#                    guest per kernel (make check runs it on 6.12 only)
 #   make clean       remove build output (downloads and kernels stay cached)
 #
 # KERNELS="6.1 6.12" picks the Debian kernel series under test.
@@ -42,10 +44,13 @@ check:
 bench:
 	@scripts/bench.sh
 
+e2e:
+	@scripts/e2e.sh
+
 demo:
 	@scripts/check.sh demo
 
 clean:
 	rm -rf .cache/build .cache/selftests .cache/runs
 
-.PHONY: all modules selftests deps check demo bench clean
+.PHONY: all modules selftests deps check demo bench e2e clean

@@ -5,7 +5,8 @@
 #
 # check: install what is missing, run the static checks (checkpatch, sparse,
 #        W=1, shellcheck), build the module for each Debian kernel under test
-#        and the selftests, and run every selftest in a guest of each kernel.
+#        and the selftests, and run every selftest in a guest of each kernel;
+#        then the real-firmware test (scripts/e2e-guest.sh) on 6.12.
 # demo:  build, then run the demo job in the same guests, console shown.
 #
 # Both print timings, a summary per kernel and, last, one line
@@ -203,6 +204,18 @@ for kver in "${kernels[@]}"; do
 		continue
 	fi
 	timed "$kver: guest run" "$scripts/vm.sh" "$kver" "$mode" || true
+done
+# The real-firmware test (make e2e) on the kernel series in
+# ICH9SMI_CHECK_E2E (default 6.12; empty skips it): about three minutes.
+[ "$mode" = check ] || ICH9SMI_CHECK_E2E=
+for series in ${ICH9SMI_CHECK_E2E-6.12}; do
+	re=$(series_regex "$series") || die "unknown kernel series '$series'"
+	for kver in "${built[@]}"; do
+		[[ $kver =~ ^$re$ ]] || continue
+		timed "$kver: e2e run (real firmware)" \
+			env ICH9SMI_VM_TIMEOUT="${ICH9SMI_VM_TIMEOUT:-1200}" \
+			"$scripts/vm.sh" "$kver" e2e || true
+	done
 done
 timing "total" "$(since "$start")"
 report

@@ -11,7 +11,7 @@ set -euo pipefail
 packages=(
 	make gcc libc6-dev perl rsync
 	sparse shellcheck "$KSRC_PKG"
-	qemu-system-x86 busybox-static cpio kmod xz-utils
+	qemu-system-x86 ovmf busybox-static cpio kmod xz-utils
 	gnuplot-nox
 )
 

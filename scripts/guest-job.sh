@@ -12,8 +12,8 @@ set -uo pipefail
 
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 results=/run/results
-# KROOT, MODULE, SELFTESTS_DIR, SELFTESTS, TEST_TIMEOUT, BENCH_ARGS and
-# BENCH_TIMEOUT, written by vm.sh.
+# KROOT, MODULE, SELFTESTS_DIR, SELFTESTS, TEST_TIMEOUT, BENCH_ARGS,
+# BENCH_TIMEOUT and E2E_ARGS, written by vm.sh.
 # shellcheck source=/dev/null
 . "$results/job.env"
 
@@ -140,6 +140,23 @@ run_bench_job() {
 	run_bench $BENCH_ARGS
 }
 
+# e2e: unmodified QEMU and OVMF with and without ich9smi, by
+# scripts/e2e-guest.sh, which writes its own steps; E2E_ARGS from the host.
+run_e2e() {
+	local dir=$results/e2e rc
+
+	mkdir -p "$dir"
+	# shellcheck disable=SC2086 # E2E_ARGS is a word list
+	E2E_TOOL=$SELFTESTS_DIR/ich9smi-attach \
+	E2E_KERNEL=$KROOT/boot/vmlinuz-$KVER \
+		"$(dirname -- "$0")/e2e-guest.sh" $E2E_ARGS "$dir"
+	rc=$?
+	cat "$dir/steps" >>"$results/steps" 2>/dev/null
+	if [ "$rc" -ne 0 ] && ! grep -q '^fail' "$dir/steps" 2>/dev/null; then
+		step fail "e2e" "e2e-guest.sh exit status $rc"
+	fi
+}
+
 # Ask kmemleak, where the kernel has it, for its list of leaked objects.
 kmemleak_scan() {
 	local ctl=/sys/kernel/debug/kmemleak
@@ -160,6 +177,7 @@ elif load_kvm && load_module; then
 	case $job in
 	check) run_check ;;
 	bench | demo) run_bench_job ;;
+	e2e) run_e2e ;;
 	*) step fail "job" "unknown job '$job'" ;;
 	esac
 	printf 'tests %s\n' "$(uptime_s)" >>"$results/times"

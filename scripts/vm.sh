@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # vm.sh KVER JOB: boot the cached Debian kernel KVER in QEMU, run JOB
-# ("check", "demo" or "bench") in it with scripts/guest-job.sh, and judge what the
+# ("check", "demo", "bench" or "e2e") in it with scripts/guest-job.sh, and judge what the
 # guest left behind: every step, every selftest's TAP results, the kernel log
 # and taint flags, and whether it powered off in time. Outcomes go through
 # result(); the exit status is non-zero when any of them failed.
@@ -10,7 +10,8 @@
 # Environment: ICH9SMI_VERBOSE=1 streams the guest console and boots quietly
 # (make demo); ICH9SMI_ACCEL overrides the -accel argument (kvm, tcg...);
 # ICH9SMI_VM_TIMEOUT bounds one boot (seconds, default 300);
-# ICH9SMI_TEST_TIMEOUT bounds one selftest program (default 240).
+# ICH9SMI_TEST_TIMEOUT bounds one selftest program (default 240);
+# ICH9SMI_E2E_ARGS are scripts/e2e-guest.sh's options for job e2e.
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 . "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
@@ -137,6 +138,7 @@ write_job_env() {
 		printf 'TEST_TIMEOUT=%q\n' "${ICH9SMI_TEST_TIMEOUT:-240}"
 		printf 'BENCH_ARGS=%q\n' "$(bench_args)"
 		printf 'BENCH_TIMEOUT=%q\n' "${ICH9SMI_BENCH_TIMEOUT:-1200}"
+		printf 'E2E_ARGS=%q\n' "${ICH9SMI_E2E_ARGS:-}"
 	} >"$results/job.env"
 }
 

@@ -44,6 +44,7 @@
 #define LPC_PARENTS		"/machine/unattached"
 #define QMP_TIMEOUT_MS		10000
 #define QMP_POLL_MS		100
+#define QMP_EXIT_WAIT_MS	1000
 #define QMP_LINE_MAX		65536
 
 static const char usage_text[] =
@@ -868,8 +869,8 @@ static int serve(const struct options *opt, int pidfd, int sigfd,
 			follow = false;
 		}
 		if (follow && qmp_follow(q, dev, lpc)) {
-			/* Losing QMP is fine; losing the device is not. */
-			if (poll(pfd, 1, 0) == 1)
+			/* QEMU closes its monitor on the way out. */
+			if (poll(pfd, 1, QMP_EXIT_WAIT_MS) == 1)
 				continue;
 			complain("cannot follow QEMU's negotiated features any more");
 			pfd[2].fd = -1;
