@@ -17,6 +17,22 @@
 #   make clean       remove build output (downloads and kernels stay cached)
 #
 # KERNELS="6.1 6.12" picks the Debian kernel series under test.
+#
+# Installing, and the in-tree form (README.md, "Installing" and "Submitting
+# upstream"):
+#
+#   make install     build for KVER (default: the running kernel) or KDIR and
+#                    install ich9smi.ko in updates/, the UAPI header and the
+#                    udev rule; INSTALL_MOD_PATH and DESTDIR stage elsewhere
+#   make uninstall   remove what make install installed
+#   make dkms        copy the sources to /usr/src/ich9smi-<version>/ and dkms
+#                    add, build and install them for KVER (dkms.conf)
+#   make dkms-remove dkms remove, and delete that copy
+#   make patches     the upstream series against KSRC=<kernel tree> (default:
+#                    linux-source-6.12's files) in OUT=<dir> (out/patches/),
+#                    checked with the tree's checkpatch.pl --strict
+#   make intree      apply the series to linux-source-6.12 and build KVM and
+#                    ich9smi there for Debian's 6.12 kernel (.cache/intree/)
 
 SHELL := /bin/bash
 
@@ -49,6 +65,36 @@ e2e:
 
 demo:
 	@scripts/check.sh demo
+
+install uninstall:
+	@scripts/install.sh $@
+
+dkms:
+	@scripts/dkms.sh install $(KVER)
+
+dkms-remove:
+	@scripts/dkms.sh remove $(KVER)
+
+# The default KSRC holds only the files the series touches: checkpatch runs
+# without its tree checks there.
+CACHE := $(or $(ICH9SMI_CACHE),$(CURDIR)/.cache)
+OUT ?= out/patches
+patches:
+	@[ -n "$(KSRC)" ] || scripts/fetch.sh >/dev/null
+	@ksrc="$(or $(KSRC),$(CACHE)/src/linux-source-6.12)"; \
+	scripts/patches.sh "$$ksrc" "$(OUT)" && \
+	if [ -f "$$ksrc/COPYING" ]; then \
+		cd "$$ksrc" && perl scripts/checkpatch.pl --strict \
+			"$(abspath $(OUT))"/*.patch; \
+	else \
+		perl "$$ksrc/scripts/checkpatch.pl" --strict --no-tree \
+			"$(OUT)"/*.patch; \
+	fi
+
+intree:
+	@scripts/intree.sh
+
+.PHONY: install uninstall dkms dkms-remove patches intree
 
 clean:
 	rm -rf .cache/build .cache/selftests .cache/runs

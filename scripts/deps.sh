@@ -13,6 +13,8 @@ packages=(
 	sparse shellcheck "$KSRC_PKG"
 	qemu-system-x86 ovmf busybox-static cpio kmod xz-utils
 	gnuplot-nox
+	# the in-tree build in linux-source (scripts/intree.sh) and dkms
+	flex bison bc libelf-dev libssl-dev dkms
 )
 
 installed() {

@@ -4,8 +4,9 @@
 # Fill the cache: the guest kernels under test, unpacked from Debian's
 # unsigned image packages (downloaded, never installed: installing would
 # rebuild the host's initramfs), and the few files of the kernel sources the
-# checks and the selftests use (checkpatch.pl, the kselftest framework).
-# Each piece is redone only when its package version changes.
+# checks and the selftests use (checkpatch.pl, the kselftest framework, the
+# kernel files the in-tree series patches). Each piece is redone only when
+# its package version changes. (scripts/intree.sh extracts the whole tree.)
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 . "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
@@ -18,7 +19,25 @@ KSRC_FILES=(
 	tools/testing/selftests/kselftest.h
 	tools/testing/selftests/kselftest_harness.h
 	tools/testing/selftests/lib.mk
+	# what scripts/patches.sh reads to write the in-tree series
+	virt/kvm/kvm_main.c
+	include/linux/export.h
+	Documentation/userspace-api/ioctl/ioctl-number.rst
+	drivers/virt/Kconfig
+	drivers/virt/Makefile
+	MAINTAINERS
+	Documentation/virt/index.rst
+	tools/testing/selftests/Makefile
 )
+
+# Whether every file above is there: the list grows now and then.
+sources_complete() {
+	local f
+
+	for f in "${KSRC_FILES[@]}"; do
+		[ -f "$KSRC_DIR/$f" ] || return 1
+	done
+}
 
 fetch_kernel() {
 	local kver=$1 pkg="linux-image-$1-unsigned" dir ver deb
@@ -49,7 +68,8 @@ fetch_sources() {
 	local tarball="/usr/src/$KSRC_PKG.tar.xz" ver
 
 	ver=$(dpkg-query -W -f='${Version}' "$KSRC_PKG")
-	if [ "$(cat "$KSRC_DIR/version" 2>/dev/null)" = "$ver" ]; then
+	if [ "$(cat "$KSRC_DIR/version" 2>/dev/null)" = "$ver" ] &&
+	   sources_complete; then
 		msg "fetch: $KSRC_PKG ($ver) cached"
 		return 0
 	fi

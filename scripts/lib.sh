@@ -17,8 +17,10 @@ ICH9SMI_RESULTS=${ICH9SMI_RESULTS:-/dev/null}
 ICH9SMI_TIMES=${ICH9SMI_TIMES:-/dev/null}
 export ICH9SMI_ROOT ICH9SMI_CACHE ICH9SMI_KERNELS ICH9SMI_RESULTS ICH9SMI_TIMES
 
-# The kernel sources whose checkpatch.pl and kselftest framework we use.
+# The kernel sources whose checkpatch.pl and kselftest framework we use, and
+# which scripts/intree.sh builds the in-tree form in.
 KSRC_PKG=linux-source-6.12
+KSRC_SERIES=${KSRC_PKG#linux-source-}
 KSRC_DIR=$ICH9SMI_CACHE/src/$KSRC_PKG
 KSFT_DIR=$KSRC_DIR/tools/testing/selftests
 SELFTESTS_OUT=$ICH9SMI_CACHE/selftests
@@ -125,6 +127,45 @@ build_dir() {
 
 module_path() {
 	printf '%s\n' "$(build_dir "$1")/drivers/virt/ich9smi/ich9smi.ko"
+}
+
+# The kernel among the arguments of the linux-source package's series: the
+# one the in-tree form and the packaging are checked with.
+ksrc_kernel() {
+	local re kver
+
+	re=$(series_regex "$KSRC_SERIES")
+	for kver; do
+		if [[ $kver =~ ^$re$ ]]; then
+			printf '%s\n' "$kver"
+			return 0
+		fi
+	done
+	return 1
+}
+
+# The in-tree build (scripts/intree.sh): the patched linux-source tree, the
+# series applied to it, and the modules built there, copied out for guests.
+intree_dir() {
+	printf '%s\n' "$ICH9SMI_CACHE/intree"
+}
+
+intree_modules_dir() {
+	printf '%s\n' "$(intree_dir)/modules"
+}
+
+# The module that dkms built and installed in scripts/packaging.sh's
+# throw-away trees, copied out for the guest (its name keeps the
+# compression suffix dkms chose).
+dkms_module() {
+	local ko
+
+	for ko in "$ICH9SMI_CACHE/dkms/module/ich9smi.ko"*; do
+		[ -f "$ko" ] || continue
+		printf '%s\n' "$ko"
+		return 0
+	done
+	return 1
 }
 
 # Names of the selftest programs, from the kselftest "emit_tests" target.

@@ -1,0 +1,318 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# intree.sh [KVER]: build the in-tree form of ich9smi for the Debian kernel
+# KVER (of the linux-source package's series, 6.12; default: the newest,
+# fetched if needed) the way a kernel developer would, from the patch series
+# that scripts/patches.sh writes:
+#
+#  1. the linux-source package must be the source of KVER's image (same
+#     Debian version), else the patched kvm.ko could not replace Debian's;
+#  2. the whole source tree is extracted into .cache/intree/linux/;
+#  3. the series is written to .cache/intree/series/, checked with
+#     checkpatch.pl --strict in that tree, and applied (git apply --check,
+#     then git apply);
+#  4. the tree is configured with KVER's own .config (from its headers
+#     package) plus CONFIG_ICH9SMI=m, prepared (olddefconfig,
+#     modules_prepare) for release KVER, and given the headers package's
+#     Module.symvers, so that the modversion CRCs match Debian's vmlinux;
+#  5. kvm.ko, kvm-amd.ko and kvm-intel.ko are built (M=arch/x86/kvm), then
+#     ich9smi.ko (M=drivers/virt/ich9smi) against the patched kvm.ko's
+#     exports; the four modules are copied to .cache/intree/modules/.
+#
+# Cached: the extracted tree is kept while the package version stays the
+# same. A new series replaces the old one in place (git apply -R of the
+# series last applied), so only what it changes is rebuilt, and nothing is
+# rebuilt when the series, the source and the config are those of the last
+# build. Each step is reported through result(); build output goes to
+# $ICH9SMI_LOGS/intree.*.log (default .cache/intree/logs/).
+set -euo pipefail
+# shellcheck source=scripts/lib.sh
+. "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
+
+[ $# -le 1 ] || die "usage: $0 [KVER]"
+if [ $# -eq 1 ]; then
+	kver=$1
+else
+	kver=$(ICH9SMI_KERNELS=$KSRC_SERIES debian_kernels)
+	"$ICH9SMI_ROOT/scripts/fetch.sh" "$kver"
+fi
+headers=/usr/src/linux-headers-$kver
+top=$(intree_dir)
+tree=$top/linux
+state=$top/state
+series=$top/series
+modules=$(intree_modules_dir)
+logs=${ICH9SMI_LOGS:-$top/logs}
+tag="$kver: in-tree"
+# KVM and the driver, as built in the tree.
+KVM_MODULES=(kvm kvm-amd kvm-intel)
+
+mkdir -p "$top" "$logs"
+# Runs of make check at the same time share the tree.
+exec 9>"$top/lock"
+flock 9
+
+# fail NAME DETAIL [LOG]: record the failure, show the log's end, stop.
+fail() {
+	result fail "$tag: $1" "$2"
+	if [ -n "${3:-}" ] && [ -f "$3" ]; then
+		tail -n 40 "$3" | sed 's/^/    /'
+	fi
+	exit 1
+}
+
+# run LOG CMD...: CMD's output goes to LOG.
+run() {
+	local log=$1
+
+	shift
+	"$@" >>"$log" 2>&1
+}
+
+kmake() {
+	make -C "$tree" -j "$(nproc)" "$@"
+}
+
+# 1. The source must be the image's: same Debian version of the package.
+check_versions() {
+	local src img hdr
+
+	src=$(dpkg-query -W -f='${Version}' "$KSRC_PKG" 2>/dev/null) ||
+		fail "source matches the kernel" "$KSRC_PKG is not installed (make deps)"
+	img=$(cat "$(kernel_dir "$kver")/version" 2>/dev/null) ||
+		fail "source matches the kernel" "$kver is not in the cache (scripts/fetch.sh $kver)"
+	hdr=$(dpkg-query -W -f='${Version}' "linux-headers-$kver" 2>/dev/null) ||
+		fail "source matches the kernel" "linux-headers-$kver is not installed (make deps)"
+	if [ "$src" != "$img" ] || [ "$src" != "$hdr" ]; then
+		fail "source matches the kernel" \
+			"$KSRC_PKG is $src but linux-image-$kver-unsigned is $img and linux-headers-$kver is $hdr: a kvm.ko built from other sources cannot replace the image's; install $KSRC_PKG=$img (or update the apt lists and rerun)"
+	fi
+	src_version=$src
+	result pass "$tag: source matches the kernel" "$KSRC_PKG $src"
+}
+
+# 2. The whole tree, extracted once per package version. Extraction goes to
+# a scratch directory first so that an interrupted one is never taken for
+# a tree.
+extract() {
+	local tarball=/usr/src/$KSRC_PKG.tar.xz scratch=$top/linux.partial
+	local start=$EPOCHREALTIME
+
+	if [ "$(cat "$state/source" 2>/dev/null)" = "$src_version" ] &&
+	   [ -f "$tree/Makefile" ]; then
+		return 0
+	fi
+	msg "intree: extracting $tarball into ${tree#"$ICH9SMI_ROOT"/}"
+	rm -rf "$tree" "$state" "$scratch" "$modules"
+	mkdir -p "$scratch" "$state"
+	tar -xJf "$tarball" -C "$scratch" --strip-components=1
+	mv "$scratch" "$tree"
+	printf '%s\n' "$src_version" >"$state/source"
+	timing "$tag: extract $KSRC_PKG" "$(since "$start")"
+}
+
+# git apply outside any repository: the cache may sit inside this one.
+tree_git_apply() {
+	(cd "$tree" && GIT_CEILING_DIRECTORIES=$top git apply "$@")
+}
+
+# 3. The series: written from this tree's sources against the pristine
+# files that scripts/fetch.sh keeps, checked, and applied.
+write_series() {
+	local log=$logs/intree.series.log n
+
+	: >"$log"
+	[ -f "$KSRC_DIR/virt/kvm/kvm_main.c" ] || "$ICH9SMI_ROOT/scripts/fetch.sh"
+	run "$log" "$ICH9SMI_ROOT/scripts/patches.sh" "$KSRC_DIR" "$series" ||
+		fail "series written" "scripts/patches.sh failed" "$log"
+	n=$(find "$series" -name '*.patch' | wc -l)
+	result pass "$tag: series written" "$n patches in ${series#"$ICH9SMI_ROOT"/}"
+	cat "$series"/*.patch >"$top/series.patch"
+}
+
+# The sha256 of a file, or of stdin.
+sha() {
+	sha256sum "$@" | cut -d' ' -f1
+}
+
+# checkpatch.pl of the tree (so that its tree checks run too); a series
+# found clean is not checked again.
+checkpatch_series() {
+	local log=$logs/intree.checkpatch.log key
+
+	key=$(sha "$top/series.patch")
+	if [ "$(cat "$state/checkpatch" 2>/dev/null)" = "$key" ]; then
+		result pass "$tag: checkpatch --strict on the series" "cached"
+		return 0
+	fi
+	rm -f "$state/checkpatch"
+	if (cd "$tree" && perl scripts/checkpatch.pl --strict --quiet \
+		--show-types "$series"/*.patch) >"$log" 2>&1; then
+		printf '%s\n' "$key" >"$state/checkpatch"
+		result pass "$tag: checkpatch --strict on the series"
+	else
+		sed 's/^/    /' "$log"
+		result fail "$tag: checkpatch --strict on the series" "see above"
+	fi
+}
+
+# The tree files a patch touches.
+patch_files() {
+	sed -n 's|^--- a/||p; s|^+++ b/||p' "$@" | sort -u
+}
+
+# Swapping series rewrites every file they touch; the ones that end up as
+# they were get their old times back, so that make does not rebuild them.
+keep_times() {
+	local f
+
+	rm -rf "$top/times"
+	mkdir -p "$top/times"
+	for f in $(patch_files "$@"); do
+		[ ! -f "$tree/$f" ] ||
+			(cd "$tree" && cp -p --parents "$f" "$top/times/")
+	done
+}
+
+restore_times() {
+	local f
+
+	for f in $(cd "$top/times" && find . -type f); do
+		! cmp -s "$top/times/$f" "$tree/$f" ||
+			touch -r "$top/times/$f" "$tree/$f"
+	done
+	rm -rf "$top/times"
+}
+
+# Put the new series in place of the one applied before, if it differs.
+apply_series() {
+	local log=$logs/intree.apply.log new=$top/series.patch
+	local old=$state/applied.patch
+
+	: >"$log"
+	if [ -f "$old" ] && cmp -s "$old" "$new"; then
+		result pass "$tag: series applies" "applied already"
+		return 0
+	fi
+	if [ -f "$old" ]; then
+		keep_times "$old" "$new"
+		if ! run "$log" tree_git_apply -R "$old"; then
+			msg "intree: the series applied before does not revert; extracting again"
+			rm -f "$state/source"
+			extract
+		fi
+		rm -f "$old"
+	fi
+	# What git am would only warn about counts here.
+	run "$log" tree_git_apply --check --whitespace=error-all "$new" ||
+		fail "series applies" "git apply --check failed" "$log"
+	run "$log" tree_git_apply --whitespace=error-all "$new" ||
+		fail "series applies" "git apply failed" "$log"
+	[ ! -d "$top/times" ] || restore_times
+	cp "$new" "$old"
+	result pass "$tag: series applies" "git apply --check, git apply"
+}
+
+# What a build depends on besides the tree's sources.
+build_key() {
+	printf '%s %s %s\n' "$src_version" "$(sha "$top/series.patch")" \
+		"$(sha "$headers/.config")"
+}
+
+# What the configuration depends on: the Kconfig files the series touches.
+config_key() {
+	local f
+
+	printf '%s %s' "$src_version" "$(sha "$headers/.config")"
+	for f in $(patch_files "$top/series.patch"); do
+		case $f in
+		*Kconfig*) printf ' %s' "$(sha "$tree/$f")" ;;
+		esac
+	done
+	printf '\n'
+}
+
+# 4. Configure and prepare for release KVER: the package's Makefile gives
+# the upstream version, LOCALVERSION the Debian suffix ("+deb12-amd64").
+configure() {
+	local log=$logs/intree.configure.log upstream suffix release
+
+	: >"$log"
+	[ -f "$headers/.config" ] ||
+		fail "configured" "no $headers/.config (make deps)"
+	if [ "$(cat "$state/configured" 2>/dev/null)" = "$(config_key)" ]; then
+		result pass "$tag: configured" "cached"
+		return 0
+	fi
+	rm -f "$state/configured"
+	upstream=$(make -s -C "$tree" kernelversion 2>>"$log")
+	suffix=${kver#"$upstream"}
+	if [ "$suffix" = "$kver" ] || [ -z "$upstream" ]; then
+		fail "configured" "the tree is version '$upstream', not the base of $kver"
+	fi
+	cp "$headers/.config" "$tree/.config"
+	"$tree/scripts/config" --file "$tree/.config" --module ICH9SMI
+	run "$log" kmake LOCALVERSION="$suffix" olddefconfig ||
+		fail "configured" "make olddefconfig failed" "$log"
+	grep -qx 'CONFIG_ICH9SMI=m' "$tree/.config" ||
+		fail "configured" "CONFIG_ICH9SMI=m did not survive olddefconfig (its Kconfig dependencies?)"
+	run "$log" kmake LOCALVERSION="$suffix" modules_prepare ||
+		fail "configured" "make modules_prepare failed" "$log"
+	release=$(kdir_release "$tree")
+	[ "$release" = "$kver" ] ||
+		fail "configured" "the tree builds release '$release', not $kver"
+	cp "$headers/Module.symvers" "$tree/Module.symvers"
+	config_key >"$state/configured"
+	result pass "$tag: configured" "$kver's .config, CONFIG_ICH9SMI=m, Debian's Module.symvers"
+}
+
+# The vermagic of a module, as modinfo prints it.
+vermagic() {
+	modinfo -F vermagic "$1"
+}
+
+# 5. Build KVM, then the driver against KVM's exports.
+build() {
+	local log=$logs/intree.build.log mod magic want start=$EPOCHREALTIME
+
+	: >"$log"
+	run "$log" kmake M="$tree/arch/x86/kvm" modules ||
+		fail "build" "make M=arch/x86/kvm failed" "$log"
+	run "$log" kmake M="$tree/drivers/virt/ich9smi" \
+		KBUILD_EXTRA_SYMBOLS="$tree/arch/x86/kvm/Module.symvers" modules ||
+		fail "build" "make M=drivers/virt/ich9smi failed" "$log"
+	rm -rf "$modules"
+	mkdir -p "$modules"
+	for mod in "${KVM_MODULES[@]}"; do
+		cp "$tree/arch/x86/kvm/$mod.ko" "$modules/"
+	done
+	cp "$tree/drivers/virt/ich9smi/ich9smi.ko" "$modules/"
+	# Debian's own kvm.ko says what the image's kernel expects.
+	want=$(vermagic "$(kernel_dir "$kver")/root/lib/modules/$kver/kernel/arch/x86/kvm/kvm.ko"*)
+	for mod in "$modules"/*.ko; do
+		magic=$(vermagic "$mod")
+		[ "$magic" = "$want" ] ||
+			fail "build" "${mod##*/} has vermagic '$magic', Debian's kvm.ko '$want'"
+	done
+	timing "$tag: build (make)" "$(since "$start")"
+}
+
+start=$EPOCHREALTIME
+check_versions
+extract
+write_series
+checkpatch_series
+apply_series
+key=$(build_key)
+if [ "$(cat "$state/built" 2>/dev/null)" = "$key" ] &&
+   [ -f "$modules/ich9smi.ko" ]; then
+	result pass "$tag: build" "cached: ${KVM_MODULES[*]/%/.ko} ich9smi.ko"
+else
+	rm -f "$state/built"
+	configure
+	build
+	printf '%s\n' "$key" >"$state/built"
+	result pass "$tag: build" "${KVM_MODULES[*]/%/.ko} ich9smi.ko in $(since "$start")s"
+fi
+msg "intree: modules in ${modules#"$ICH9SMI_ROOT"/}"
