@@ -67,6 +67,19 @@ int ich9smi_open(void)
 	return fd < 0 ? -errno : fd;
 }
 
+const char *ich9smi_unsupported(void)
+{
+	static char why[64];
+	int fd = ich9smi_open();
+
+	if (fd >= 0) {
+		close(fd);
+		return NULL;
+	}
+	snprintf(why, sizeof(why), ICH9SMI_DEV_PATH ": %s", strerror(-fd));
+	return why;
+}
+
 int ich9smi_create_vm(int kvm_fd)
 {
 	int ret;

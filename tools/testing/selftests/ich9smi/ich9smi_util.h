@@ -12,6 +12,7 @@
 #include <linux/ich9smi.h>
 
 typedef __u8 u8;
+typedef __u16 u16;
 typedef __u32 u32;
 typedef __u64 u64;
 
@@ -22,6 +23,9 @@ int ich9smi_ioctl(int fd, unsigned long cmd, void *arg);
 
 /* Open /dev/ich9smi; -errno on failure. */
 int ich9smi_open(void);
+
+/* Why /dev/ich9smi cannot be used here (a reason to skip), or NULL. */
+const char *ich9smi_unsupported(void);
 
 /* KVM_CREATE_VM on an open /dev/kvm fd; -errno on failure. */
 int ich9smi_create_vm(int kvm_fd);
