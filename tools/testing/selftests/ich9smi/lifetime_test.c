@@ -44,15 +44,13 @@ static void *unloader_thread(void *arg)
 	struct unloader *u = arg;
 
 	while (!__atomic_load_n(&u->stop, __ATOMIC_ACQUIRE)) {
-		u->tries++;
-		if (!syscall(SYS_delete_module, "ich9smi", O_NONBLOCK)) {
+		if (!syscall(SYS_delete_module, "ich9smi", O_NONBLOCK))
 			u->unloaded = true;
-			break;
-		}
-		if (errno != EWOULDBLOCK) {
+		else if (errno != EWOULDBLOCK)
 			u->bad_errno = errno;
+		__atomic_add_fetch(&u->tries, 1, __ATOMIC_RELEASE);
+		if (u->unloaded || u->bad_errno)
 			break;
-		}
 		sleep_ms(1);
 	}
 	return NULL;
@@ -69,6 +67,9 @@ static void start_unloader(struct __test_metadata *_metadata,
 	}
 	ASSERT_EQ(0, pthread_create(&u->thread, NULL, unloader_thread, u));
 	u->running = true;
+	/* At least one try before anything is closed. */
+	while (!__atomic_load_n(&u->tries, __ATOMIC_ACQUIRE))
+		sleep_ms(1);
 }
 
 static void stop_unloader(struct __test_metadata *_metadata,

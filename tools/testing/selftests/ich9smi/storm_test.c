@@ -36,7 +36,7 @@
 #define DRAIN_MS		20000
 #define HEARTBEAT_MS		10
 /* A host kernel wedged by the storm would stall the heartbeat for long. */
-#define STALL_MS		1000
+#define STALL_MS		2000
 /* vCPU n writes CMD(n): never 2 or 3, which are always in the exit set. */
 #define CMD(n)			(0x40 + (n))
 #define TRACE_EVENT		"ich9smi/ich9smi_apm_write"
