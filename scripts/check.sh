@@ -7,6 +7,11 @@
 #        W=1, shellcheck), build the module for each Debian kernel under test
 #        and the selftests, and run every selftest in a guest of each kernel;
 #        then the real-firmware test (scripts/e2e-guest.sh) on 6.12.
+#        On the 6.12 kernel also: make install/uninstall and dkms in
+#        throw-away roots (scripts/packaging.sh) and the dkms-built module
+#        in a guest; the upstream series applied to linux-source-6.12 and
+#        built there (scripts/intree.sh), and a guest running Debian's
+#        kernel with that KVM and both builds of the module.
 # demo:  build, then run the demo job in the same guests, console shown.
 #
 # Both print timings, a summary per kernel and, last, one line
@@ -197,6 +202,52 @@ for kver in "${kernels[@]}"; do
 done
 timed "selftests build" build_selftests || built=()
 
+# Packaging and the in-tree form, checked on the kernel whose sources
+# linux-source-6.12 has. The host side (make install and dkms in throw-away
+# roots, the in-tree build) runs niced in the background while the guests
+# below run, its output kept until they are done; its two guests run after
+# them.
+packaging_host_side() {
+	local kver=$1
+
+	export ICH9SMI_LOGS=$logs
+	timed "$kver: packaging (install, dkms)" \
+		nice "$scripts/packaging.sh" "$kver" || true
+	if timed "$kver: in-tree build" nice "$scripts/intree.sh" "$kver"; then
+		: >"$logs/intree.built"
+	fi
+}
+
+packaging_guests() {
+	local kver=$1
+
+	if dkms_module >/dev/null; then
+		timed "$kver: dkms guest run" "$scripts/vm.sh" "$kver" dkms || true
+	else
+		result skip "$kver: dkms: guest run" "dkms built nothing"
+	fi
+	if [ -e "$logs/intree.built" ]; then
+		timed "$kver: in-tree guest run" \
+			"$scripts/vm.sh" "$kver" intree || true
+	else
+		result skip "$kver: in-tree: guest run" "the in-tree build failed"
+	fi
+}
+
+pkver=
+host_side=
+if [ "$mode" != check ]; then
+	:
+elif ! pkver=$(ksrc_kernel "${kernels[@]}"); then
+	result skip "packaging and in-tree" "no $KSRC_SERIES kernel under test"
+elif [[ " ${built[*]} " != *" $pkver "* ]]; then
+	result skip "$pkver: packaging and in-tree" "nothing to run: a build failed"
+	pkver=
+else
+	packaging_host_side "$pkver" >"$logs/packaging.out" 2>&1 &
+	host_side=$!
+fi
+
 [ "$mode" = check ] || export ICH9SMI_VERBOSE=1
 for kver in "${kernels[@]}"; do
 	if [[ " ${built[*]} " != *" $kver "* ]]; then
@@ -205,6 +256,11 @@ for kver in "${kernels[@]}"; do
 	fi
 	timed "$kver: guest run" "$scripts/vm.sh" "$kver" "$mode" || true
 done
+if [ -n "$host_side" ]; then
+	wait "$host_side" || true
+	cat "$logs/packaging.out"
+	packaging_guests "$pkver"
+fi
 # The real-firmware test (make e2e) on the kernel series in
 # ICH9SMI_CHECK_E2E (default 6.12; empty skips it): about three minutes.
 [ "$mode" = check ] || ICH9SMI_CHECK_E2E=

@@ -88,15 +88,18 @@ unload_module() {
 	step pass "rmmod ich9smi"
 }
 
-# run_selftest NAME: its output goes to the console and to NAME.tap.
+# run_selftest NAME [AS [ARG...]]: its output goes to the console and to
+# NAME.tap, or AS.tap for a run with other arguments or in another setting.
 run_selftest() {
-	local rc
+	local name=$1 as=${2:-$1} rc
 
-	say "running $1"
+	shift $(($# < 2 ? $# : 2))
+	say "running $name${*:+ $*}"
 	(cd "$SELFTESTS_DIR" &&
-	 timeout -k 10 "$TEST_TIMEOUT" "./$1") 2>&1 | tee "$results/$1.tap"
+	 timeout -k 10 "$TEST_TIMEOUT" "./$name" "$@") 2>&1 |
+		tee "$results/$as.tap"
 	rc=${PIPESTATUS[0]}
-	printf '%s\n' "$rc" >"$results/$1.rc"
+	printf '%s\n' "$rc" >"$results/$as.rc"
 }
 
 run_selftests() {
@@ -157,6 +160,142 @@ run_e2e() {
 	fi
 }
 
+# How the module reaches KVM's I/O bus (ICH9SMI_RESOLVE_*) is checked twice:
+# in the line it prints at load, and in what ICH9SMI_INFO reports, which
+# abi_test's info test logs.
+
+# The number of a resolution name (LINKED, SYMBOL_GET, KALLSYMS).
+resolution_number() {
+	sed -n "s/^[[:space:]]*ICH9SMI_RESOLVE_$1 = \([0-9]*\),\$/\1/p" \
+		"$(dirname -- "$0")/../include/uapi/linux/ich9smi.h"
+}
+
+# How many lines the kernel log has, to look only at those after them.
+log_lines() {
+	dmesg | wc -l
+}
+
+# check_resolution NAME [LINES]: the module's load line after the first
+# LINES lines of the kernel log names NAME.
+check_resolution() {
+	local got
+
+	got=$(dmesg | tail -n +"$((${2:-0} + 1))" |
+	      sed -n 's/.*ich9smi: .*KVM I\/O bus resolution: \([A-Z_]*\)$/\1/p' |
+	      tail -n 1)
+	if [ "$got" = "$1" ]; then
+		step pass "resolution $1 in the kernel log"
+	else
+		step fail "resolution $1 in the kernel log" \
+			"the module printed '${got:-nothing}'"
+	fi
+}
+
+# check_info_resolution TAP NAME: in TAP.tap, abi_test's info test logged
+# the resolution NAME.
+check_info_resolution() {
+	local want got
+
+	want=$(resolution_number "$2")
+	got=$(sed -n 's/.*:info:resolution \([0-9]*\) .*/\1/p' \
+		"$results/$1.tap" 2>/dev/null | tail -n 1)
+	if [ -n "$want" ] && [ "$got" = "$want" ]; then
+		step pass "resolution $2 from ICH9SMI_INFO"
+	else
+		step fail "resolution $2 from ICH9SMI_INFO" \
+			"abi_test's info test logged '${got:-nothing}', want ${want:-?}"
+	fi
+}
+
+# dkms: the module that dkms built and installed (MODULE) on Debian's KVM,
+# which does not export the I/O bus functions; abi_test's info test only.
+run_dkms() {
+	check_resolution KALLSYMS
+	run_selftest abi_test abi_test -t info
+	check_info_resolution abi_test KALLSYMS
+}
+
+# The KVM modules of the in-tree build (KVM_DIR), which export
+# kvm_io_bus_register_dev(), in place of Debian's; what they need besides
+# each other (irqbypass, ccp) comes from Debian's modules.
+load_patched_kvm() {
+	local vendor mod dep out
+
+	if grep -qw svm /proc/cpuinfo; then
+		vendor=kvm-amd
+	elif grep -qw vmx /proc/cpuinfo; then
+		vendor=kvm-intel
+	else
+		step fail "load patched KVM" "the guest CPU has neither svm nor vmx"
+		return 1
+	fi
+	for mod in kvm "$vendor"; do
+		for dep in $(modinfo -F depends "$KVM_DIR/$mod.ko" | tr , ' '); do
+			[ "$dep" != kvm ] || continue
+			if ! out=$(modprobe -d "$KROOT" "$dep" 2>&1); then
+				step fail "load patched KVM" "modprobe $dep: $out"
+				return 1
+			fi
+		done
+		if ! out=$(insmod "$KVM_DIR/$mod.ko" 2>&1); then
+			step fail "load patched KVM" "insmod $mod.ko: $out"
+			return 1
+		fi
+	done
+	if [ ! -c /dev/kvm ]; then
+		step fail "load patched KVM" "$vendor loaded but there is no /dev/kvm"
+		return 1
+	fi
+	step pass "load patched KVM" "kvm.ko and $vendor.ko of the in-tree build"
+}
+
+# insmod_form FORM PATH and rmmod_form FORM: one build of the module.
+insmod_form() {
+	local out
+
+	if ! out=$(insmod "$2" 2>&1); then
+		step fail "insmod ich9smi.ko ($1)" "$out"
+		return 1
+	fi
+	step pass "insmod ich9smi.ko ($1)"
+}
+
+rmmod_form() {
+	local out
+
+	if ! out=$(rmmod ich9smi 2>&1); then
+		step fail "rmmod ich9smi ($1)" "$out"
+		return 1
+	fi
+	step pass "rmmod ich9smi ($1)"
+}
+
+# intree: Debian's kernel with the patched KVM. The driver built in the tree
+# links to KVM's exports (LINKED) and runs abi_test and apm_test (the ABI
+# and what guests see; the check job runs the rest); then the out-of-tree
+# build (OOT_MODULE) finds the same exports with symbol_get() (SYMBOL_GET).
+run_intree() {
+	local lines
+
+	load_patched_kvm || return
+	lines=$(log_lines)
+	if insmod_form "in-tree build" "$MODULE"; then
+		check_resolution LINKED "$lines"
+		run_selftest abi_test
+		run_selftest apm_test
+		check_info_resolution abi_test LINKED
+		rmmod_form "in-tree build" || return
+	fi
+	lines=$(log_lines)
+	if insmod_form "out-of-tree build" "$OOT_MODULE"; then
+		check_resolution SYMBOL_GET "$lines"
+		run_selftest abi_test oot-abi_test -t info
+		check_info_resolution oot-abi_test SYMBOL_GET
+		rmmod_form "out-of-tree build"
+	fi
+	printf 'tests %s\n' "$(uptime_s)" >>"$results/times"
+}
+
 # Ask kmemleak, where the kernel has it, for its list of leaked objects.
 kmemleak_scan() {
 	local ctl=/sys/kernel/debug/kmemleak
@@ -173,9 +312,16 @@ say "job '$job' on $(uname -r)"
 
 if [ "$(uname -r)" != "$KVER" ]; then
 	step fail "kernel release" "booted $(uname -r), expected $KVER"
+elif [ "$job" = intree ]; then
+	run_intree
 elif load_kvm && load_module; then
 	case $job in
-	check) run_check ;;
+	check)
+		run_check
+		check_resolution KALLSYMS
+		check_info_resolution abi_test KALLSYMS
+		;;
+	dkms) run_dkms ;;
 	bench | demo) run_bench_job ;;
 	e2e) run_e2e ;;
 	*) step fail "job" "unknown job '$job'" ;;

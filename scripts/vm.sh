@@ -45,9 +45,17 @@ KERNEL_BAD_RE+='INFO: |KASAN|UBSAN|Missing ENDBR|kmemleak|Call Trace|'
 KERNEL_BAD_RE+='RIP: |stack-protector|list_(add|del) corruption|'
 KERNEL_BAD_RE+='soft lockup|hung_task|rcu.*stall'
 
+# Results carry the kernel release, and the job's name for the jobs that
+# run besides check on the same kernel: "KVER: dkms: ...", "KVER: in-tree: ...".
+case $job in
+dkms) label="$kver: dkms" ;;
+intree) label="$kver: in-tree" ;;
+*) label=$kver ;;
+esac
+
 failed=0
 record() {
-	result "$@"
+	result "$1" "${2/#"$kver:"/"$label:"}" "${3:-}"
 	[ "$1" != fail ] || failed=1
 }
 
@@ -142,6 +150,37 @@ write_job_env() {
 	} >"$results/job.env"
 }
 
+# What the dkms and intree jobs load instead of the out-of-tree build
+# (MODULE, appended after write_job_env's so that it wins) and besides it.
+write_job_modules() {
+	local ko
+
+	case $job in
+	dkms)
+		ko=$(dkms_module) ||
+			die "no module built by dkms in the cache (scripts/packaging.sh $kver)"
+		printf 'MODULE=%q\n' "$ko"
+		;;
+	intree)
+		ko=$(intree_modules_dir)/ich9smi.ko
+		[ -f "$ko" ] ||
+			die "no in-tree build in the cache (scripts/intree.sh $kver)"
+		printf 'MODULE=%q\n' "$ko"
+		printf 'KVM_DIR=%q\n' "$(intree_modules_dir)"
+		printf 'OOT_MODULE=%q\n' "$(module_path "$kver")"
+		;;
+	esac >>"$results/job.env"
+}
+
+# The TAP files a job leaves, one per selftest run.
+job_taps() {
+	case $job in
+	check) selftest_names ;;
+	intree) printf '%s\n' abi_test apm_test oot-abi_test ;;
+	dkms) printf 'abi_test\n' ;;
+	esac
+}
+
 # KVM only when the guest can use it in turn: a /dev/kvm without nested
 # virtualization (common in cloud VMs) gives a guest without svm/vmx.
 # TCG runs single-threaded: with one thread per vCPU (QEMU 7.2), a guest
@@ -203,9 +242,9 @@ judge_boot() {
 
 	up=$(guest_time boot)
 	tests=$(guest_time tests)
-	timing "$kver: qemu run" "$wall"
-	[ -z "$up" ] || timing "$kver: boot to job" "$up"
-	[ -z "$tests" ] || timing "$kver: load + tests" \
+	timing "$label: qemu run" "$wall"
+	[ -z "$up" ] || timing "$label: boot to job" "$up"
+	[ -z "$tests" ] || timing "$label: load + tests" \
 		"$(awk -v a="$up" -v b="$tests" 'BEGIN { printf "%.1f", b - a }')"
 	if [ "$qemu_rc" -eq 124 ] || [ "$qemu_rc" -eq 137 ]; then
 		record fail "$kver: guest powered off" \
@@ -310,14 +349,13 @@ rm -rf "$run"
 mkdir -p "$results"
 make_initramfs
 write_job_env
+write_job_modules
 start=$EPOCHREALTIME
 boot
 judge_boot "$(since "$start")"
 judge_steps
-if [ "$job" = check ]; then
-	for test in $(selftest_names); do
-		judge_selftest "$test"
-	done
-fi
+for test in $(job_taps); do
+	judge_selftest "$test"
+done
 judge_kernel_log
 exit "$failed"
