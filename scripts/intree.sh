@@ -131,6 +131,12 @@ write_series() {
 	cat "$series"/*.patch >"$top/series.patch"
 }
 
+# A series' content: format-patch's commit ids and dates change with every
+# run, so they are left out where series are compared.
+series_content() {
+	sed -e '/^From [0-9a-f]\{40\} /d' -e '/^Date: /d' "$1"
+}
+
 # The sha256 of a file, or of stdin.
 sha() {
 	sha256sum "$@" | cut -d' ' -f1
@@ -141,7 +147,7 @@ sha() {
 checkpatch_series() {
 	local log=$logs/intree.checkpatch.log key
 
-	key=$(sha "$top/series.patch")
+	key=$(series_content "$top/series.patch" | sha)
 	if [ "$(cat "$state/checkpatch" 2>/dev/null)" = "$key" ]; then
 		result pass "$tag: checkpatch --strict on the series" "cached"
 		return 0
@@ -191,7 +197,8 @@ apply_series() {
 	local old=$state/applied.patch
 
 	: >"$log"
-	if [ -f "$old" ] && cmp -s "$old" "$new"; then
+	if [ -f "$old" ] &&
+	   cmp -s <(series_content "$old") <(series_content "$new"); then
 		result pass "$tag: series applies" "applied already"
 		return 0
 	fi
@@ -216,7 +223,8 @@ apply_series() {
 
 # What a build depends on besides the tree's sources.
 build_key() {
-	printf '%s %s %s\n' "$src_version" "$(sha "$top/series.patch")" \
+	printf '%s %s %s\n' "$src_version" \
+		"$(series_content "$top/series.patch" | sha)" \
 		"$(sha "$headers/.config")"
 }
 
