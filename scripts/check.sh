@@ -28,6 +28,14 @@ esac
 
 scripts=$ICH9SMI_ROOT/scripts
 logs=$ICH9SMI_CACHE/runs/$mode
+# Two runs on one cache would delete each other's logs and guest results:
+# the second waits.
+mkdir -p "$ICH9SMI_CACHE/runs"
+exec 8>"$ICH9SMI_CACHE/runs/check.lock"
+if ! flock -n 8; then
+	msg "check: waiting for another make check or make demo on this cache"
+	flock 8
+fi
 rm -rf "$logs"
 mkdir -p "$logs"
 ICH9SMI_RESULTS=$logs/results
