@@ -11,7 +11,7 @@
 #  2. the whole source tree is extracted into .cache/intree/linux/;
 #  3. the series is written to .cache/intree/series/, checked with
 #     checkpatch.pl --strict in that tree, and applied (git apply --check,
-#     then git apply);
+#     then git apply; whitespace errors fail);
 #  4. the tree is configured with KVER's own .config (from its headers
 #     package) plus CONFIG_ICH9SMI=m, prepared (olddefconfig,
 #     modules_prepare) for release KVER, and given the headers package's
@@ -45,7 +45,8 @@ series=$top/series
 modules=$(intree_modules_dir)
 logs=${ICH9SMI_LOGS:-$top/logs}
 tag="$kver: in-tree"
-# KVM and the driver, as built in the tree.
+# KVM's modules, as built in the tree: the guest loads kvm and the vendor
+# module its CPU needs.
 KVM_MODULES=(kvm kvm-amd kvm-intel)
 
 mkdir -p "$top" "$logs"
@@ -297,7 +298,8 @@ build() {
 	done
 	cp "$tree/drivers/virt/ich9smi/ich9smi.ko" "$modules/"
 	# Debian's own kvm.ko says what the image's kernel expects.
-	want=$(vermagic "$(kernel_dir "$kver")/root/lib/modules/$kver/kernel/arch/x86/kvm/kvm.ko"*)
+	want=$(vermagic "$(kernel_dir "$kver")/root/lib/modules/$kver/kernel/arch/x86/kvm/kvm.ko"*) ||
+		fail "build" "no kvm.ko in the cached image of $kver"
 	for mod in "$modules"/*.ko; do
 		magic=$(vermagic "$mod")
 		[ "$magic" = "$want" ] ||
