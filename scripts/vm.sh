@@ -41,7 +41,9 @@ done
 KERNEL_LINE='^\[ *[0-9]+\.[0-9]+\] '
 KERNEL_BAD_RE='WARNING:|BUG:|kernel BUG|Oops|general protection fault|'
 KERNEL_BAD_RE+='Kernel panic|possible recursive locking|circular locking|'
-KERNEL_BAD_RE+='INFO: |KASAN|UBSAN|Missing ENDBR|kmemleak|Call Trace|'
+# kmemleak's own report line; its other messages (initialized...) are fine.
+KERNEL_BAD_RE+='INFO: |KASAN|UBSAN|Missing ENDBR|suspected memory leak|'
+KERNEL_BAD_RE+='Call Trace|'
 KERNEL_BAD_RE+='RIP: |stack-protector|list_(add|del) corruption|'
 KERNEL_BAD_RE+='soft lockup|hung_task|rcu.*stall'
 

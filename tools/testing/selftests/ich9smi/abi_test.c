@@ -522,7 +522,8 @@ TEST_F(ich9smi, close_control_first)
 	EXPECT_EQ(0, ich9smi_set_host_features(self->dev_fd, F_BC));
 }
 
-TEST_F(ich9smi, attach_detach_many)
+/* Each attach and detach waits for an SRCU grace period: slow in a debug kernel. */
+TEST_F_TIMEOUT(ich9smi, attach_detach_many, 300)
 {
 	int base = instances(self->ctl_fd), i;
 
