@@ -33,6 +33,12 @@
 #                    checked with the tree's checkpatch.pl --strict
 #   make intree      apply the series to linux-source-6.12 and build KVM and
 #                    ich9smi there for Debian's 6.12 kernel (.cache/intree/)
+#
+# A debug kernel (README.md, "Debug kernel"):
+#
+#   make debug-check build linux-source-6.12 once with KASAN, lockdep, UBSAN,
+#                    kmemleak... (.cache/debug/) and run every selftest in a
+#                    guest of it; too slow for make check
 
 SHELL := /bin/bash
 
@@ -94,7 +100,10 @@ patches:
 intree:
 	@scripts/intree.sh
 
-.PHONY: install uninstall dkms dkms-remove patches intree
+debug-check:
+	@scripts/debug-kernel.sh
+
+.PHONY: install uninstall dkms dkms-remove patches intree debug-check
 
 clean:
 	rm -rf .cache/build .cache/selftests .cache/runs

@@ -139,6 +139,8 @@ run_check() {
 	local kver
 
 	kver=$(cat "$top/release")
+	# From scratch, as make check does: kbuild goes by modification times.
+	KDIR=$tree "$ICH9SMI_ROOT/scripts/module.sh" clean >/dev/null 2>&1 || true
 	logged "ich9smi.ko" "$logs/module.log" \
 		env KDIR="$tree" "$ICH9SMI_ROOT/scripts/module.sh"
 	logged selftests "$logs/selftests.log" "$ICH9SMI_ROOT/scripts/selftests.sh"
