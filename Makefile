@@ -6,8 +6,8 @@
 #
 #   make [modules]   build drivers/virt/ich9smi/ich9smi.ko for each Debian
 #                    kernel under test, or only for KDIR=<kernel build tree>;
-#                    the objects go to .cache/build/<kernel release>/
-#   make selftests   build tools/testing/selftests/ich9smi into .cache/selftests
+#                    the objects go to $(CACHE)/build/<kernel release>/
+#   make selftests   build tools/testing/selftests/ich9smi into $(CACHE)/selftests
 #   make deps        install the missing Debian packages
 #   make check       deps, static checks, builds, selftests in a guest per kernel
 #   make demo        deps, builds, the demo job in a guest per kernel
@@ -16,7 +16,10 @@
 #                    guest per kernel (make check runs it on 6.12 only)
 #   make clean       remove build output (downloads and kernels stay cached)
 #
-# KERNELS="6.1 6.12" picks the Debian kernel series under test.
+# KERNELS="6.1 6.12 7" picks the Debian kernel series under test (6.1:
+# Debian 12; 6.12: Debian 13; 7: the newest 7.x of trixie-backports).
+# ICH9SMI_CACHE (default /var/cache/ich9smi) holds everything built or
+# downloaded, outside the clone.
 #
 # Installing, and the in-tree form (README.md, "Installing" and "Submitting
 # upstream"):
@@ -32,12 +35,12 @@
 #                    linux-source-6.12's files) in OUT=<dir> (out/patches/),
 #                    checked with the tree's checkpatch.pl --strict
 #   make intree      apply the series to linux-source-6.12 and build KVM and
-#                    ich9smi there for Debian's 6.12 kernel (.cache/intree/)
+#                    ich9smi there for Debian 13's 7.x kernel ($(CACHE)/intree/)
 #
 # A debug kernel (README.md, "Debug kernel"):
 #
 #   make debug-check build linux-source-6.12 once with KASAN, lockdep, UBSAN,
-#                    kmemleak... (.cache/debug/) and run every selftest in a
+#                    kmemleak... ($(CACHE)/debug/) and run every selftest in a
 #                    guest of it; too slow for make check
 
 SHELL := /bin/bash
@@ -83,7 +86,7 @@ dkms-remove:
 
 # The default KSRC holds only the files the series touches: checkpatch runs
 # without its tree checks there.
-CACHE := $(or $(ICH9SMI_CACHE),$(CURDIR)/.cache)
+CACHE := $(or $(ICH9SMI_CACHE),/var/cache/ich9smi)
 OUT ?= out/patches
 patches:
 	@[ -n "$(KSRC)" ] || scripts/fetch.sh >/dev/null
@@ -106,6 +109,6 @@ debug-check:
 .PHONY: install uninstall dkms dkms-remove patches intree debug-check
 
 clean:
-	rm -rf .cache/build .cache/selftests .cache/runs
+	rm -rf $(CACHE)/build $(CACHE)/selftests $(CACHE)/runs
 
 .PHONY: all modules selftests deps check demo bench e2e clean

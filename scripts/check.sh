@@ -71,15 +71,60 @@ complaints() {
 	grep -E '(warning|error):' "$1"
 }
 
-# Also sets kernels: the releases under test. Every step is checked here
-# because errexit does not apply inside timed.
+# Also sets kernels: the releases under test, exported as ICH9SMI_RELEASES
+# so that no script looks them up again. Each stage is timed on its own;
+# every step is checked here because errexit does not apply inside timed.
 install_all() {
-	local found
+	local found kver
 
-	"$scripts/deps.sh" || return
+	timed "install: packages (apt)" "$scripts/deps.sh" || return
 	found=$(debian_kernels) || return
 	mapfile -t kernels <<<"$found"
-	"$scripts/fetch.sh" "${kernels[@]}"
+	ICH9SMI_RELEASES=${kernels[*]}
+	export ICH9SMI_RELEASES
+	for kver in "${kernels[@]}"; do
+		[ "$(kernel_suite "$kver")" = host ] && continue
+		timed "install: toolchain (trixie chroot)" \
+			"$scripts/toolchain.sh" || return
+		break
+	done
+	timed "install: kernels (download, unpack)" \
+		"$scripts/fetch.sh" "${kernels[@]}"
+}
+
+# What make check must not change on the host: its boot files and its
+# installed kernel images. (Debian 12's 6.1 headers may be installed: they
+# pull in no image.)
+host_state() {
+	ls -la --time-style=+%s /boot 2>/dev/null || true
+	dpkg-query -W -f='${db:Status-Abbrev} ${Package} ${Version}\n' \
+		'linux-image-*' 2>/dev/null | grep -v '^un' || true
+}
+
+check_host_unchanged() {
+	if host_state | cmp -s - "$logs/host.before"; then
+		result pass "host: /boot and installed kernel images unchanged"
+	else
+		host_state | diff "$logs/host.before" - | sed 's/^/    /'
+		result fail "host: /boot and installed kernel images unchanged" "see above"
+	fi
+}
+
+# The compiler KVER's module was built with must be the one its config
+# names (CONFIG_CC_VERSION_TEXT): its first word is the command.
+check_compiler() {
+	local kver=$1 want cc got
+
+	want=$(sed -n 's/^CONFIG_CC_VERSION_TEXT="\(.*\)"$/\1/p' \
+		"$(kernel_headers "$kver")/.config")
+	cc=${want%% *}
+	got=$(toolchain_run "$kver" "$cc" --version 2>/dev/null | head -n 1)
+	if [ -n "$want" ] && [ "$got" = "$want" ]; then
+		result pass "$kver: compiler is the kernel's own" "$want"
+	else
+		result fail "$kver: compiler is the kernel's own" \
+			"config names '$want', '$cc' is '${got:-missing}'"
+	fi
 }
 
 checkpatch() {
@@ -122,7 +167,8 @@ static_checks() {
 build_module() {
 	local kver=$1 log=$logs/$1.build.log
 
-	export KDIR=/usr/src/linux-headers-$kver
+	export KVER=$kver
+	check_compiler "$kver"
 	"$scripts/module.sh" clean >/dev/null 2>&1 || true
 	if [ "$mode" = demo ]; then
 		logged "$log" "$scripts/module.sh" || {
@@ -193,7 +239,8 @@ report() {
 
 kernels=()
 start=$EPOCHREALTIME
-if ! timed "install (packages, kernels, sources)" install_all; then
+host_state >"$logs/host.before"
+if ! install_all; then
 	result fail "install" "see above"
 	report
 	exit 1
@@ -210,50 +257,66 @@ for kver in "${kernels[@]}"; do
 done
 timed "selftests build" build_selftests || built=()
 
-# Packaging and the in-tree form, checked on the kernel whose sources
-# linux-source-6.12 has. The host side (make install and dkms in throw-away
-# roots, the in-tree build) runs niced in the background while the guests
-# below run, its output kept until they are done; its two guests run after
-# them.
+# Packaging, checked on Debian 12's kernel (its headers are the host's, as
+# on a user's machine), and the in-tree form, on the newest 7.x. The host
+# side (make install and dkms in throw-away roots, the in-tree build) runs
+# niced in the background while the guests below run, its output kept
+# until they are done; its two guests run after them.
 packaging_host_side() {
-	local kver=$1
-
 	export ICH9SMI_LOGS=$logs
-	timed "$kver: packaging (install, dkms)" \
-		nice "$scripts/packaging.sh" "$kver" || true
-	if timed "$kver: in-tree build" nice "$scripts/intree.sh" "$kver"; then
+	if [ -n "$pkver" ]; then
+		timed "$pkver: packaging (install, dkms)" \
+			nice "$scripts/packaging.sh" "$pkver" || true
+	fi
+	if [ -n "$ikver" ] &&
+	   timed "$ikver: in-tree build" nice "$scripts/intree.sh" "$ikver"; then
 		: >"$logs/intree.built"
 	fi
 }
 
 packaging_guests() {
-	local kver=$1
-
-	if dkms_module >/dev/null; then
-		timed "$kver: dkms guest run" "$scripts/vm.sh" "$kver" dkms || true
+	if [ -z "$pkver" ]; then
+		:
+	elif dkms_module >/dev/null; then
+		timed "$pkver: dkms guest run" "$scripts/vm.sh" "$pkver" dkms || true
 	else
-		result skip "$kver: dkms: guest run" "dkms built nothing"
+		result skip "$pkver: dkms: guest run" "dkms built nothing"
 	fi
-	if [ -e "$logs/intree.built" ]; then
-		timed "$kver: in-tree guest run" \
-			"$scripts/vm.sh" "$kver" intree || true
+	if [ -z "$ikver" ]; then
+		:
+	elif [ -e "$logs/intree.built" ]; then
+		timed "$ikver: in-tree guest run" \
+			"$scripts/vm.sh" "$ikver" intree || true
 	else
-		result skip "$kver: in-tree: guest run" "the in-tree build failed"
+		result fail "$ikver: in-tree: guest run" "the in-tree build failed"
 	fi
 }
 
+# the_kernel SERIES: the kernel of SERIES under test whose build worked.
+the_kernel() {
+	local kver
+
+	for kver in "${built[@]}"; do
+		[ "$(kernel_series "$kver")" != "$1" ] || {
+			printf '%s\n' "$kver"
+			return 0
+		}
+	done
+	return 1
+}
+
 pkver=
+ikver=
 host_side=
-if [ "$mode" != check ]; then
-	:
-elif ! pkver=$(ksrc_kernel "${kernels[@]}"); then
-	result skip "packaging and in-tree" "no $KSRC_SERIES kernel under test"
-elif [[ " ${built[*]} " != *" $pkver "* ]]; then
-	result skip "$pkver: packaging and in-tree" "nothing to run: a build failed"
-	pkver=
-else
-	packaging_host_side "$pkver" >"$logs/packaging.out" 2>&1 &
-	host_side=$!
+if [ "$mode" = check ]; then
+	pkver=$(the_kernel 6.1) ||
+		result skip "packaging" "no Debian 12 6.1 kernel built"
+	ikver=$(the_kernel "$INTREE_SERIES") ||
+		result skip "in-tree" "no $INTREE_SERIES kernel built"
+	if [ -n "$pkver$ikver" ]; then
+		packaging_host_side >"$logs/packaging.out" 2>&1 &
+		host_side=$!
+	fi
 fi
 
 [ "$mode" = check ] || export ICH9SMI_VERBOSE=1
@@ -267,7 +330,7 @@ done
 if [ -n "$host_side" ]; then
 	wait "$host_side" || true
 	cat "$logs/packaging.out"
-	packaging_guests "$pkver"
+	packaging_guests
 fi
 # The real-firmware test (make e2e) on the kernel series in
 # ICH9SMI_CHECK_E2E (default 6.12; empty skips it): about three minutes.
@@ -281,5 +344,6 @@ for series in ${ICH9SMI_CHECK_E2E-6.12}; do
 			"$scripts/vm.sh" "$kver" e2e || true
 	done
 done
+check_host_unchanged
 timing "total" "$(since "$start")"
 report

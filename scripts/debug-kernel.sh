@@ -5,8 +5,8 @@
 # Debian's linux-source-6.12: x86_64_defconfig, kvm_guest.config and
 # scripts/debug-kernel.config (KASAN, PROVE_LOCKING, DEBUG_ATOMIC_SLEEP,
 # UBSAN, KMEMLEAK and what the test guest needs). The build is cached in
-# .cache/debug/ and redone only when the source package or the fragment
-# change; the kernel is installed in .cache/kernels/<release>/ as
+# $ICH9SMI_CACHE/debug/ and redone only when the source package or the fragment
+# change; the kernel is installed in $ICH9SMI_CACHE/kernels/<release>/ as
 # scripts/fetch.sh installs Debian's. Then build ich9smi.ko against it and
 # run the check job (every selftest, a kmemleak scan at the end) in a guest
 # with scripts/vm.sh, which fails on any KASAN, lockdep, UBSAN, sleeping in

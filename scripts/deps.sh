@@ -15,6 +15,8 @@ packages=(
 	gnuplot-nox
 	# the in-tree build in linux-source (scripts/intree.sh) and dkms
 	flex bison bc libelf-dev libssl-dev dkms
+	# the trixie chroot that builds Debian 13's kernels' modules
+	debootstrap
 )
 
 installed() {
@@ -29,9 +31,14 @@ if [ -z "$(apt-cache pkgnames linux-image-6.)" ]; then
 	apt-get update -q
 fi
 
+# Debian 13's lists, private to the cache; they name its kernels.
+trixie_apt_update
+
+# Only Debian 12's own kernels' headers go on the host: they pull in no
+# kernel image. Debian 13's are unpacked into the trixie chroot (fetch.sh).
 kernels=$(debian_kernels)
 for kver in $kernels; do
-	packages+=("linux-headers-$kver")
+	[ "$(kernel_suite "$kver")" != host ] || packages+=("linux-headers-$kver")
 done
 
 missing=()

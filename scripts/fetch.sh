@@ -11,23 +11,18 @@ set -euo pipefail
 # shellcheck source=scripts/lib.sh
 . "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
 
-# Files taken from the kernel source package, relative to its top directory.
-KSRC_FILES=(
+# Files taken from the kernel source package, relative to its top
+# directory: the checkers, the kselftest framework, and the kernel files
+# the in-tree series edits (for "make patches" against this version).
+mapfile -t KSRC_FILES < <("$ICH9SMI_ROOT/scripts/patches.sh" --files)
+KSRC_FILES+=(
 	scripts/checkpatch.pl
 	scripts/spelling.txt
 	scripts/const_structs.checkpatch
+	scripts/kernel-doc
 	tools/testing/selftests/kselftest.h
 	tools/testing/selftests/kselftest_harness.h
 	tools/testing/selftests/lib.mk
-	# what scripts/patches.sh reads to write the in-tree series
-	virt/kvm/kvm_main.c
-	include/linux/export.h
-	Documentation/userspace-api/ioctl/ioctl-number.rst
-	drivers/virt/Kconfig
-	drivers/virt/Makefile
-	MAINTAINERS
-	Documentation/virt/index.rst
-	tools/testing/selftests/Makefile
 )
 
 # Whether every file above is there: the list grows now and then.
@@ -39,29 +34,65 @@ sources_complete() {
 	done
 }
 
+# The packages a kernel's headers need besides their own: the common
+# headers and the kbuild tools, named in its Depends.
+headers_packages() {
+	local kver=$1 suite
+
+	suite=$(kernel_suite "$kver")
+	printf '%s\n' "linux-headers-$kver"
+	suite_apt "$suite" apt-cache show "linux-headers-$kver" |
+		sed -n 's/^Depends: //p' | head -n 1 | tr ',' '\n' |
+		sed -En 's/^ *(linux-(headers-[^ ]*-common|kbuild-[^ ]*)).*/\1/p'
+}
+
+# The image, its modules, and the modules' index, in the kernel's cache
+# directory; Debian 13's headers in the trixie chroot.
 fetch_kernel() {
-	local kver=$1 pkg="linux-image-$1-unsigned" dir ver deb
+	local kver=$1 dir suite pkgs debs ver deb root stamp
 
 	dir=$(kernel_dir "$kver")
-	ver=$(apt_candidates "$pkg" | cut -d" " -f2)
-	[ -n "$ver" ] || die "$pkg is not in the apt lists"
+	suite=$(kernel_suite "$kver")
+	mapfile -t pkgs < <(image_packages "$kver")
+	ver=$(apt_candidates --suite "$suite" "${pkgs[0]}" | cut -d" " -f2)
+	[ -n "$ver" ] || die "${pkgs[0]} is not in the apt lists"
 	if [ "$(cat "$dir/version" 2>/dev/null)" = "$ver" ]; then
 		msg "fetch: $kver ($ver) cached"
+	else
+		mapfile -t debs < <(download "$suite" "${pkgs[@]}")
+		msg "fetch: unpacking ${pkgs[*]}"
+		rm -rf "$dir"
+		mkdir -p "$dir"
+		for deb in "${debs[@]}"; do
+			dpkg-deb -x "$deb" "$dir/root"
+		done
+		# Debian 13 ships modules in /usr/lib/modules (merged /usr).
+		[ -e "$dir/root/lib" ] || ln -s usr/lib "$dir/root/lib"
+		# and from 7.x keeps the image and its config there too.
+		mkdir -p "$dir/root/boot"
+		for f in vmlinuz config System.map; do
+			[ -e "$dir/root/boot/$f-$kver" ] ||
+				ln -s "../lib/modules/$kver/$f" "$dir/root/boot/$f-$kver"
+		done
+		depmod -b "$dir/root" "$kver"
+		printf '%s\n' "$ver" >"$dir/version"
+	fi
+	[ "$suite" != host ] || return 0
+
+	root=$(toolchain_root)
+	stamp=$root/var/lib/ich9smi/headers-$kver
+	if [ "$(cat "$stamp" 2>/dev/null)" = "$ver" ]; then
+		msg "fetch: linux-headers-$kver ($ver) cached in the toolchain"
 		return 0
 	fi
-	mkdir -p "$ICH9SMI_CACHE/apt"
-	deb="$ICH9SMI_CACHE/apt/${pkg}_${ver//:/%3a}_amd64.deb"
-	if [ ! -f "$deb" ]; then
-		msg "fetch: downloading $pkg $ver"
-		(cd "$ICH9SMI_CACHE/apt" &&
-		 apt-get download -q -o APT::Sandbox::User=root "$pkg=$ver")
-	fi
-	msg "fetch: unpacking $pkg"
-	rm -rf "$dir"
-	mkdir -p "$dir"
-	dpkg-deb -x "$deb" "$dir/root"
-	depmod -b "$dir/root" "$kver"
-	printf '%s\n' "$ver" >"$dir/version"
+	mapfile -t pkgs < <(headers_packages "$kver")
+	mapfile -t debs < <(download "$suite" "${pkgs[@]}")
+	msg "fetch: unpacking ${pkgs[*]} into the toolchain"
+	for deb in "${debs[@]}"; do
+		dpkg-deb -x "$deb" "$root"
+	done
+	mkdir -p "$(dirname "$stamp")"
+	printf '%s\n' "$ver" >"$stamp"
 }
 
 fetch_sources() {

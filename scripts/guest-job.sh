@@ -207,10 +207,27 @@ check_info_resolution() {
 	fi
 }
 
+# check_direct_calls [LINES]: the module's load line after the first LINES
+# lines of the kernel log says that it read back every call site of the
+# KVM functions it resolved at load and found direct calls to them.
+check_direct_calls() {
+	local line
+
+	line=$(dmesg | tail -n +"$((${1:-0} + 1))" |
+	       sed -n 's/.*ich9smi: \(.*all direct calls.*\)$/\1/p' | tail -n 1)
+	if [ -n "$line" ]; then
+		step pass "runtime-resolved calls are direct calls" "$line"
+	else
+		step fail "runtime-resolved calls are direct calls" \
+			"the module did not report its call sites checked"
+	fi
+}
+
 # dkms: the module that dkms built and installed (MODULE) on Debian's KVM,
 # which does not export the I/O bus functions; abi_test's info test only.
 run_dkms() {
 	check_resolution KALLSYMS
+	check_direct_calls
 	run_selftest abi_test abi_test -t info
 	check_info_resolution abi_test KALLSYMS
 }
@@ -271,9 +288,9 @@ rmmod_form() {
 }
 
 # intree: Debian's kernel with the patched KVM. The driver built in the tree
-# links to KVM's exports (LINKED) and runs abi_test and apm_test (the ABI
-# and what guests see; the check job runs the rest); then the out-of-tree
-# build (OOT_MODULE) finds the same exports with symbol_get() (SYMBOL_GET).
+# links to KVM's exports (LINKED) and runs every selftest; then the
+# out-of-tree build (OOT_MODULE) finds the same exports with symbol_get()
+# (SYMBOL_GET).
 run_intree() {
 	local lines
 
@@ -281,14 +298,14 @@ run_intree() {
 	lines=$(log_lines)
 	if insmod_form "in-tree build" "$MODULE"; then
 		check_resolution LINKED "$lines"
-		run_selftest abi_test
-		run_selftest apm_test
+		run_selftests
 		check_info_resolution abi_test LINKED
 		rmmod_form "in-tree build" || return
 	fi
 	lines=$(log_lines)
 	if insmod_form "out-of-tree build" "$OOT_MODULE"; then
 		check_resolution SYMBOL_GET "$lines"
+		check_direct_calls "$lines"
 		run_selftest abi_test oot-abi_test -t info
 		check_info_resolution oot-abi_test SYMBOL_GET
 		rmmod_form "out-of-tree build"
@@ -339,6 +356,7 @@ elif load_kvm && load_module; then
 	check)
 		run_check
 		check_resolution KALLSYMS
+		check_direct_calls
 		check_info_resolution abi_test KALLSYMS
 		;;
 	dkms) run_dkms ;;

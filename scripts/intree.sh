@@ -2,15 +2,18 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # intree.sh [KVER]: build the in-tree form of ich9smi for the Debian kernel
-# KVER (of the linux-source package's series, 6.12; default: the newest,
-# fetched if needed) the way a kernel developer would, from the patch series
-# that scripts/patches.sh writes:
+# KVER (default: the newest 7.x of trixie-backports, fetched if needed) the
+# way a kernel developer would, from the patch series that
+# scripts/patches.sh writes, with KVER's own compiler (the trixie chroot):
 #
-#  1. the linux-source package must be the source of KVER's image (same
-#     Debian version), else the patched kvm.ko could not replace Debian's;
-#  2. the whole source tree is extracted into .cache/intree/linux/;
-#  3. the series is written to .cache/intree/series/, checked with
-#     checkpatch.pl --strict in that tree, and applied (git apply --check,
+#  1. KVER's linux-source package (linux-source-7.3 for 7.3.4+deb13-amd64,
+#     downloaded from Debian 13's archive, never installed) must be the
+#     source of KVER's image (same Debian version), else the patched kvm.ko
+#     could not replace Debian's;
+#  2. the whole source tree is extracted into $ICH9SMI_CACHE/intree/linux/,
+#     and the files the series touches, as shipped, into intree/pristine/;
+#  3. the series is written to intree/series/ against those, checked with
+#     checkpatch.pl --strict in the tree, and applied (git apply --check,
 #     then git apply; whitespace errors fail);
 #  4. the tree is configured with KVER's own .config (from its headers
 #     package) plus CONFIG_ICH9SMI=m, prepared (olddefconfig,
@@ -18,14 +21,17 @@
 #     Module.symvers, so that the modversion CRCs match Debian's vmlinux;
 #  5. kvm.ko, kvm-amd.ko and kvm-intel.ko are built (M=arch/x86/kvm), then
 #     ich9smi.ko (M=drivers/virt/ich9smi) against the patched kvm.ko's
-#     exports; the four modules are copied to .cache/intree/modules/.
+#     exports; the four modules are copied to intree/modules/;
+#  6. the selftests are built the way kernel CI builds them, with
+#     "make -C tools/testing/selftests TARGETS=ich9smi" after
+#     "make headers".
 #
 # Cached: the extracted tree is kept while the package version stays the
 # same. A new series replaces the old one in place (git apply -R of the
 # series last applied), so only what it changes is rebuilt, and nothing is
 # rebuilt when the series, the source and the config are those of the last
 # build. Each step is reported through result(); build output goes to
-# $ICH9SMI_LOGS/intree.*.log (default .cache/intree/logs/).
+# $ICH9SMI_LOGS/intree.*.log (default $ICH9SMI_CACHE/intree/logs/).
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 . "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
@@ -34,12 +40,16 @@ set -euo pipefail
 if [ $# -eq 1 ]; then
 	kver=$1
 else
-	kver=$(ICH9SMI_KERNELS=$KSRC_SERIES debian_kernels)
+	kver=$(ICH9SMI_KERNELS=$INTREE_SERIES debian_kernels)
 	"$ICH9SMI_ROOT/scripts/fetch.sh" "$kver"
 fi
-headers=/usr/src/linux-headers-$kver
+suite=$(kernel_suite "$kver")
+# linux-source-<major>.<minor>
+src_pkg=linux-source-$(sed -E 's/^([0-9]+\.[0-9]+).*/\1/' <<<"$kver")
+headers=$(kernel_headers "$kver")
 top=$(intree_dir)
 tree=$top/linux
+pristine=$top/pristine
 state=$top/state
 series=$top/series
 modules=$(intree_modules_dir)
@@ -72,45 +82,50 @@ run() {
 }
 
 kmake() {
-	make -C "$tree" -j "$(nproc)" "$@"
+	toolchain_run "$kver" make -C "$tree" -j "$(nproc)" "$@"
 }
 
 # 1. The source must be the image's: same Debian version of the package.
 check_versions() {
 	local src img hdr
 
-	src=$(dpkg-query -W -f='${Version}' "$KSRC_PKG" 2>/dev/null) ||
-		fail "source matches the kernel" "$KSRC_PKG is not installed (make deps)"
+	src=$(apt_candidates --suite "$suite" "$src_pkg" | cut -d' ' -f2)
+	[ -n "$src" ] ||
+		fail "source matches the kernel" "$src_pkg is not in the apt lists"
 	img=$(cat "$(kernel_dir "$kver")/version" 2>/dev/null) ||
 		fail "source matches the kernel" "$kver is not in the cache (scripts/fetch.sh $kver)"
-	hdr=$(dpkg-query -W -f='${Version}' "linux-headers-$kver" 2>/dev/null) ||
-		fail "source matches the kernel" "linux-headers-$kver is not installed (make deps)"
-	if [ "$src" != "$img" ] || [ "$src" != "$hdr" ]; then
+	if [ "$src" != "$img" ]; then
 		fail "source matches the kernel" \
-			"$KSRC_PKG is $src but linux-image-$kver-unsigned is $img and linux-headers-$kver is $hdr: a kvm.ko built from other sources cannot replace the image's; install $KSRC_PKG=$img (or update the apt lists and rerun)"
+			"$src_pkg is $src but $kver's image is $img: a kvm.ko built from other sources cannot replace the image's (update the apt lists and rerun)"
 	fi
 	src_version=$src
-	result pass "$tag: source matches the kernel" "$KSRC_PKG $src"
+	result pass "$tag: source matches the kernel" "$src_pkg $src"
 }
 
 # 2. The whole tree, extracted once per package version. Extraction goes to
 # a scratch directory first so that an interrupted one is never taken for
 # a tree.
 extract() {
-	local tarball=/usr/src/$KSRC_PKG.tar.xz scratch=$top/linux.partial
-	local start=$EPOCHREALTIME
+	local deb scratch=$top/linux.partial f start=$EPOCHREALTIME
 
 	if [ "$(cat "$state/source" 2>/dev/null)" = "$src_version" ] &&
 	   [ -f "$tree/Makefile" ]; then
 		return 0
 	fi
-	msg "intree: extracting $tarball into ${tree#"$ICH9SMI_ROOT"/}"
-	rm -rf "$tree" "$state" "$scratch" "$modules"
+	deb=$(download "$suite" "$src_pkg")
+	msg "intree: extracting $src_pkg into $tree"
+	rm -rf "$tree" "$state" "$scratch" "$modules" "$pristine"
 	mkdir -p "$scratch" "$state"
-	tar -xJf "$tarball" -C "$scratch" --strip-components=1
+	dpkg-deb --fsys-tarfile "$deb" |
+		tar -xO "./usr/src/$src_pkg.tar.xz" |
+		tar -xJ -C "$scratch" --strip-components=1
+	for f in $("$ICH9SMI_ROOT/scripts/patches.sh" --files); do
+		mkdir -p "$pristine/$(dirname "$f")"
+		cp "$scratch/$f" "$pristine/$f"
+	done
 	mv "$scratch" "$tree"
 	printf '%s\n' "$src_version" >"$state/source"
-	timing "$tag: extract $KSRC_PKG" "$(since "$start")"
+	timing "$tag: extract $src_pkg" "$(since "$start")"
 }
 
 # git apply outside any repository: the cache may sit inside this one.
@@ -124,8 +139,7 @@ write_series() {
 	local log=$logs/intree.series.log n
 
 	: >"$log"
-	[ -f "$KSRC_DIR/virt/kvm/kvm_main.c" ] || "$ICH9SMI_ROOT/scripts/fetch.sh"
-	run "$log" "$ICH9SMI_ROOT/scripts/patches.sh" "$KSRC_DIR" "$series" ||
+	run "$log" "$ICH9SMI_ROOT/scripts/patches.sh" "$pristine" "$series" ||
 		fail "series written" "scripts/patches.sh failed" "$log"
 	n=$(find "$series" -name '*.patch' | wc -l)
 	result pass "$tag: series written" "$n patches in ${series#"$ICH9SMI_ROOT"/}"
@@ -255,7 +269,7 @@ configure() {
 		return 0
 	fi
 	rm -f "$state/configured"
-	upstream=$(make -s -C "$tree" kernelversion 2>>"$log")
+	upstream=$(kmake -s kernelversion 2>>"$log")
 	suffix=${kver#"$upstream"}
 	if [ "$suffix" = "$kver" ] || [ -z "$upstream" ]; then
 		fail "configured" "the tree is version '$upstream', not the base of $kver"
@@ -308,6 +322,27 @@ build() {
 	timing "$tag: build (make)" "$(since "$start")"
 }
 
+# 6. The selftests as kernel CI builds them, in the patched tree: the UAPI
+# headers installed in usr/include, then the kselftest Makefile. (The
+# guest runs the copy that scripts/selftests.sh builds for the host's C
+# library; these are built against trixie's.)
+build_selftests() {
+	local log=$logs/intree.selftests.log start=$EPOCHREALTIME
+
+	: >"$log"
+	run "$log" kmake headers ||
+		fail "selftests build" "make headers failed" "$log"
+	run "$log" kmake -C tools/testing/selftests TARGETS=ich9smi \
+		USERCFLAGS=-Werror ||
+		fail "selftests build" \
+			"make -C tools/testing/selftests TARGETS=ich9smi failed" "$log"
+	timing "$tag: selftests build (kselftest)" "$(since "$start")"
+	result pass "$tag: selftests build" \
+		"make -C tools/testing/selftests TARGETS=ich9smi: $(
+		find "$tree/tools/testing/selftests/ich9smi" -maxdepth 1 \
+			-type f -perm -u+x | wc -l) programs"
+}
+
 start=$EPOCHREALTIME
 check_versions
 extract
@@ -325,4 +360,5 @@ else
 	printf '%s\n' "$key" >"$state/built"
 	result pass "$tag: build" "${KVM_MODULES[*]/%/.ko} ich9smi.ko in $(since "$start")s"
 fi
+build_selftests
 msg "intree: modules in ${modules#"$ICH9SMI_ROOT"/}"

@@ -9,9 +9,12 @@
 export LC_ALL=C
 
 ICH9SMI_ROOT=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd)
-ICH9SMI_CACHE=${ICH9SMI_CACHE:-$ICH9SMI_ROOT/.cache}
-# Kernel series tested by default: Debian's 6.1 LTS and its 6.12 kernel.
-ICH9SMI_KERNELS=${ICH9SMI_KERNELS:-6.1 6.12}
+# Downloads, unpacked kernels, the toolchain chroot, builds and logs: outside
+# the clone, so that a fresh clone on the same machine starts warm.
+ICH9SMI_CACHE=${ICH9SMI_CACHE:-/var/cache/ich9smi}
+# Kernel series tested by default: Debian 12's 6.1 LTS, Debian 13's 6.12 and
+# the 7.x of trixie-backports (see series_regex).
+ICH9SMI_KERNELS=${ICH9SMI_KERNELS:-6.1 6.12 7}
 # Where result() and timing() append; check.sh points them at its run.
 ICH9SMI_RESULTS=${ICH9SMI_RESULTS:-/dev/null}
 ICH9SMI_TIMES=${ICH9SMI_TIMES:-/dev/null}
@@ -51,62 +54,276 @@ timing() {
 	printf '%s\t%s\n' "$1" "$2" >>"$ICH9SMI_TIMES"
 }
 
+# The Debian mirror the host's apt sources use for its archive ("archive")
+# or its security updates ("security"): no host name is written here.
+debian_mirror() {
+	apt-cache policy | awk -v want="$1" '
+		/^ *[0-9]+ [a-z]+:\/\// { uri = $2; suite = $3; next }
+		/^ +release / && uri != "" {
+			if ($0 ~ /o=Debian,/ && suite ~ /\/main$/ &&
+			    ((want == "security") == ($0 ~ /l=Debian-Security/))) {
+				print uri
+				exit
+			}
+			uri = ""
+		}'
+}
+
+# Debian 13's suites, read through a private apt configuration in the cache:
+# the host's own sources and lists are never touched.
+TRIXIE_APT=$ICH9SMI_CACHE/apt/trixie
+trixie_apt_opts() {
+	printf '%s\n' -o "Dir::Etc::sourcelist=$TRIXIE_APT/sources.list" \
+		-o Dir::Etc::sourceparts=- \
+		-o "Dir::State::Lists=$TRIXIE_APT/lists" \
+		-o "Dir::Cache=$TRIXIE_APT/cache" \
+		-o APT::Sandbox::User=root
+}
+
+# Write the private sources (the host's mirrors, trixie's suites) and
+# refresh their lists when they are missing or older than six hours. An
+# archive that cannot be reached then leaves the previous lists in use.
+trixie_apt_update() {
+	local archive security sources opts
+
+	archive=$(debian_mirror archive)
+	security=$(debian_mirror security)
+	if [ -z "$archive" ] || [ -z "$security" ]; then
+		die "no Debian mirror in the host's apt sources (apt-cache policy)"
+	fi
+	mkdir -p "$TRIXIE_APT/lists/partial" "$TRIXIE_APT/cache/archives/partial"
+	sources=$(printf 'deb %s %s main\n' "$archive" trixie \
+		"$archive" trixie-updates "$archive" trixie-backports \
+		"$security" trixie-security)
+	if [ "$(cat "$TRIXIE_APT/sources.list" 2>/dev/null)" != "$sources" ]; then
+		printf '%s\n' "$sources" >"$TRIXIE_APT/sources.list"
+		rm -f "$TRIXIE_APT/updated"
+	fi
+	[ -z "$(find "$TRIXIE_APT/updated" -mmin -360 2>/dev/null)" ] ||
+		return 0
+	mapfile -t opts < <(trixie_apt_opts)
+	if apt-get "${opts[@]}" update -q >"$TRIXIE_APT/update.log" 2>&1; then
+		touch "$TRIXIE_APT/updated"
+	elif [ -e "$TRIXIE_APT/updated" ]; then
+		msg "warning: trixie apt lists not refreshed (see $TRIXIE_APT/update.log); using the previous ones"
+	else
+		cat "$TRIXIE_APT/update.log" >&2
+		die "cannot read Debian 13's apt lists"
+	fi
+}
+
+# suite_apt SUITE apt-get|apt-cache ARGS...: SUITE is "host" (the host's
+# own Debian 12 lists) or "trixie" (the private configuration).
+suite_apt() {
+	local suite=$1 tool=$2 opts=()
+
+	shift 2
+	[ "$suite" = host ] || mapfile -t opts < <(trixie_apt_opts)
+	"$tool" "${opts[@]}" "$@"
+}
+
 # The candidate (installable) versions of packages: "package version" lines.
+# apt_candidates [--suite SUITE] PACKAGE...
 apt_candidates() {
-	apt-cache policy "$@" 2>/dev/null | awk '
+	local suite=host
+
+	if [ "${1:-}" = --suite ]; then
+		suite=$2
+		shift 2
+	fi
+	suite_apt "$suite" apt-cache policy "$@" 2>/dev/null | awk '
 		/^[^ ].*:$/ { pkg = substr($0, 1, length($0) - 1) }
 		$1 == "Candidate:" && $2 != "(none)" { print pkg, $2 }'
 }
 
-# The release names of a Debian kernel series ("6.1", "6.12"), a regex.
+# download SUITE PACKAGE...: fetch the packages' candidate versions into
+# the download cache (kept, so that a re-unpack needs no network) and print
+# their paths.
+download() {
+	local suite=$1 pkg ver deb
+
+	shift
+	mkdir -p "$ICH9SMI_CACHE/debs"
+	for pkg; do
+		ver=$(apt_candidates --suite "$suite" "$pkg" | cut -d" " -f2)
+		[ -n "$ver" ] || die "$pkg is not in the apt lists"
+		deb=$(deb_path "$pkg" "$ver")
+		if [ -z "$deb" ]; then
+			msg "fetch: downloading $pkg $ver" >&2
+			(cd "$ICH9SMI_CACHE/debs" &&
+			 suite_apt "$suite" apt-get download -q \
+				-o APT::Sandbox::User=root "$pkg=$ver" >&2)
+			deb=$(deb_path "$pkg" "$ver")
+			[ -n "$deb" ] || die "apt-get download $pkg=$ver made no .deb"
+		fi
+		printf '%s\n' "$deb"
+	done
+}
+
+# The downloaded .deb of PACKAGE VERSION, if any (apt names it
+# PACKAGE_VERSION_ARCH.deb, with the epoch's colon escaped).
+deb_path() {
+	local deb
+
+	for deb in "$ICH9SMI_CACHE/debs/${1}_${2//:/%3a}_"*.deb; do
+		[ -f "$deb" ] && printf '%s\n' "$deb"
+		return 0
+	done
+}
+
+# The kernel series under test: the release names of each ("6.1", "6.12",
+# "7"), a regex, and the suite whose apt lists, packages and compiler it
+# uses. Debian 12's 6.1 builds with the host's gcc-12 and headers installed
+# on the host (a Debian 12 package that pulls in no kernel image); Debian
+# 13's kernels build in the trixie chroot (scripts/toolchain.sh).
 series_regex() {
 	case $1 in
 	6.1) printf '%s\n' '6\.1\.0-[0-9]+-amd64' ;;
-	6.12) printf '%s\n' '6\.12\.[0-9]+\+deb12-amd64' ;;
+	6.12) printf '%s\n' '6\.12\.[0-9]+\+deb13(\.[0-9]+)?-amd64' ;;
+	7) printf '%s\n' '7\.[0-9]+\.[0-9]+\+deb13-amd64' ;;
 	*) return 1 ;;
 	esac
 }
 
-# The Debian kernels under test, one release per line: for each series in
-# ICH9SMI_KERNELS, the newest whose unsigned image and headers packages have
-# the same version in the archive.
-debian_kernels() {
-	local images series re kver found pkg version pkgs
-	local -A releases candidate
+series_suite() {
+	case $1 in
+	6.1) printf 'host\n' ;;
+	*) printf 'trixie\n' ;;
+	esac
+}
 
-	images=$(apt-cache pkgnames linux-image-)
+# The series a kernel release belongs to.
+kernel_series() {
+	local series re
+
+	for series in 6.1 6.12 7; do
+		re=$(series_regex "$series")
+		if [[ $1 =~ ^$re$ ]]; then
+			printf '%s\n' "$series"
+			return 0
+		fi
+	done
+	return 1
+}
+
+kernel_suite() {
+	local series
+
+	series=$(kernel_series "$1") || {
+		printf 'host\n'
+		return 0
+	}
+	series_suite "$series"
+}
+
+# The image packages of a release: the unsigned image where Debian has one,
+# else (7.x) the kernel, its modules and its base files, as split by Debian.
+image_packages() {
+	local kver=$1 suite
+
+	suite=$(kernel_suite "$kver")
+	if [ -n "$(apt_candidates --suite "$suite" \
+			"linux-image-$kver-unsigned")" ]; then
+		printf '%s\n' "linux-image-$kver-unsigned"
+	else
+		printf '%s\n' "linux-binary-$kver" "linux-modules-$kver" \
+			"linux-base-$kver"
+	fi
+}
+
+# The Debian kernels under test, one release per line: for each series in
+# ICH9SMI_KERNELS, the newest whose image and headers packages have the
+# same version in the archive.
+debian_kernels() {
+	local series re kver found suite pkgs img hdr
+
+	# check.sh looks them up once and exports them.
+	if [ -n "${ICH9SMI_RELEASES:-}" ]; then
+		for kver in $ICH9SMI_RELEASES; do
+			series=$(kernel_series "$kver") || continue
+			[[ " $ICH9SMI_KERNELS " != *" $series "* ]] ||
+				printf '%s\n' "$kver"
+		done
+		return 0
+	fi
 	for series in $ICH9SMI_KERNELS; do
 		re=$(series_regex "$series") ||
-			die "unknown kernel series '$series' (known: 6.1 6.12)"
-		releases[$series]=$(sed -En \
-			"s/^linux-image-($re)-unsigned\$/\1/p" <<<"$images" |
-			sort -rV)
-	done
-	pkgs=()
-	for series in $ICH9SMI_KERNELS; do
-		for kver in ${releases[$series]}; do
-			pkgs+=("linux-image-$kver-unsigned" \
-			       "linux-headers-$kver")
-		done
-	done
-	[ ${#pkgs[@]} -eq 0 ] ||
-		while read -r pkg version; do
-			candidate[$pkg]=$version
-		done < <(apt_candidates "${pkgs[@]}")
-	for series in $ICH9SMI_KERNELS; do
+			die "unknown kernel series '$series' (known: 6.1 6.12 7)"
+		suite=$(series_suite "$series")
 		found=
-		for kver in ${releases[$series]}; do
-			if [ -n "${candidate[linux-headers-$kver]:-}" ] &&
-			   [ "${candidate[linux-headers-$kver]}" = \
-			     "${candidate[linux-image-$kver-unsigned]:-}" ]; then
+		for kver in $(suite_apt "$suite" apt-cache pkgnames \
+				linux-headers- | sed -En "s/^linux-headers-($re)\$/\1/p" |
+				sort -rV); do
+			mapfile -t pkgs < <(image_packages "$kver")
+			img=$(apt_candidates --suite "$suite" "${pkgs[0]}" |
+				cut -d' ' -f2)
+			hdr=$(apt_candidates --suite "$suite" \
+				"linux-headers-$kver" | cut -d' ' -f2)
+			if [ -n "$hdr" ] && [ "$hdr" = "$img" ]; then
 				found=$kver
 				break
 			fi
 		done
 		[ -n "$found" ] ||
-			die "no Debian $series kernel with matching unsigned image and headers in the apt lists (apt-get update?)"
+			die "no Debian $series kernel with matching image and headers in the apt lists (make deps)"
 		printf '%s\n' "$found"
 	done
+}
+
+# The trixie chroot that builds Debian 13's kernels' modules
+# (scripts/toolchain.sh), named after a hash of what goes into it.
+TOOLCHAIN_PACKAGES=(
+	gcc-14 gcc make libc6-dev bc bison flex libelf-dev libssl-dev
+	dwarves kmod xz-utils zstd sparse perl python3 rsync cpio
+)
+toolchain_root() {
+	local key
+
+	key=$(printf '%s\n' trixie minbase "${TOOLCHAIN_PACKAGES[@]}" |
+		sha256sum | cut -c1-12)
+	printf '%s\n' "$ICH9SMI_CACHE/toolchain/trixie-$key/root"
+}
+
+# toolchain_run KVER CMD...: run CMD with the compiler KVER was built with:
+# on the host for Debian 12's kernels, else in the trixie chroot, where the
+# clone and the cache appear at their host paths. The mounts live in a
+# private mount namespace and vanish with CMD.
+toolchain_run() {
+	local kver=$1
+
+	shift
+	if [ "$(kernel_suite "$kver")" = host ]; then
+		"$@"
+		return
+	fi
+	# shellcheck disable=SC2016 # expanded by the inner shell
+	unshare --mount --propagation private -- /bin/bash -c '
+		set -e
+		root=$1
+		shift
+		for dir in "$ICH9SMI_ROOT" "$ICH9SMI_CACHE"; do
+			mkdir -p "$root$dir"
+			mount --bind "$dir" "$root$dir"
+		done
+		mount -t proc proc "$root/proc"
+		mount --bind /dev "$root/dev"
+		exec chroot "$root" /usr/bin/env -i HOME=/root LC_ALL=C.UTF-8 \
+			PATH=/usr/sbin:/usr/bin:/sbin:/bin "$@"' \
+		toolchain "$(toolchain_root)" "$@"
+}
+
+# A Debian kernel's headers as the host sees them, and as its toolchain
+# sees them (the same for Debian 12's, installed on the host).
+kernel_headers() {
+	if [ "$(kernel_suite "$1")" = host ]; then
+		printf '%s\n' "/usr/src/linux-headers-$1"
+	else
+		printf '%s\n' "$(toolchain_root)/usr/src/linux-headers-$1"
+	fi
+}
+
+kernel_headers_inside() {
+	printf '%s\n' "/usr/src/linux-headers-$1"
 }
 
 # The kernel release a build tree was configured for.
@@ -143,6 +360,9 @@ ksrc_kernel() {
 	done
 	return 1
 }
+
+# The kernel series the in-tree form is built and tested for.
+export INTREE_SERIES=7
 
 # The in-tree build (scripts/intree.sh): the patched linux-source tree, the
 # series applied to it, and the modules built there, copied out for guests.

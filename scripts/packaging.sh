@@ -12,7 +12,7 @@
 #  - scripts/dkms.sh with throw-away trees: dkms add, build and install
 #    against KVER's headers, then remove; the host's own dkms trees and
 #    modules directory do not change. The module dkms installed is kept in
-#    .cache/dkms/module/ for the guest (vm.sh KVER dkms).
+#    $ICH9SMI_CACHE/dkms/module/ for the guest (vm.sh KVER dkms).
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 . "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
@@ -50,7 +50,7 @@ make_root() {
 }
 
 # make install builds in a cache of its own: the guests load the module of
-# .cache/build/ while this runs.
+# $ICH9SMI_CACHE/build/ while this runs.
 check_install() {
 	local work root log=$logs/install.log before ko deps
 
@@ -159,7 +159,7 @@ check_dkms() {
 }
 
 [ -f "$headers/Makefile" ] || die "no headers for $kver in $headers (make deps)"
-# Runs of make check at the same time share .cache/dkms.
+# Runs of make check at the same time share $ICH9SMI_CACHE/dkms.
 mkdir -p "$ICH9SMI_CACHE/dkms"
 exec 9>"$ICH9SMI_CACHE/dkms/lock"
 flock 9

@@ -4,7 +4,7 @@
 # patches.sh KSRC OUTDIR: write the in-tree form of ich9smi as a
 # "git format-patch" series against the kernel tree KSRC:
 #
-#   0001 KVM: export the I/O bus register/unregister functions
+#   0001 KVM: export what ich9smi calls (6.18+: to ich9smi alone)
 #   0002 the UAPI header, its ioctl-number.rst and MAINTAINERS entries
 #   0003 the driver and its drivers/virt hooks
 #   0004 the documentation and its toctree entry
@@ -14,9 +14,28 @@
 # scratch git repository holds the kernel files the series touches, each
 # patch is committed there, and format-patch writes them out. "git apply"
 # or "patch -p1" puts them on the full tree.
+#
+# patches.sh --files prints the kernel files the series edits: all that a
+# KSRC needs to hold.
 set -euo pipefail
 
-[ $# -eq 2 ] || { echo "usage: $0 KSRC OUTDIR" >&2; exit 2; }
+# Kernel files the hooks edit, relative to the kernel tree.
+touched=(
+	virt/kvm/kvm_main.c
+	include/linux/kvm_types.h
+	Documentation/userspace-api/ioctl/ioctl-number.rst
+	drivers/virt/Kconfig
+	drivers/virt/Makefile
+	MAINTAINERS
+	Documentation/virt/index.rst
+	tools/testing/selftests/Makefile
+)
+if [ "${1:-}" = --files ]; then
+	printf '%s\n' "${touched[@]}"
+	exit 0
+fi
+
+[ $# -eq 2 ] || { echo "usage: $0 KSRC OUTDIR | --files" >&2; exit 2; }
 ksrc=$(cd -- "$1" && pwd)
 out=$2
 root=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd)
@@ -25,17 +44,6 @@ root=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd)
 	echo "error: $ksrc is not a kernel source tree" >&2
 	exit 1
 }
-
-# Kernel files the hooks edit, relative to the kernel tree.
-touched=(
-	virt/kvm/kvm_main.c
-	Documentation/userspace-api/ioctl/ioctl-number.rst
-	drivers/virt/Kconfig
-	drivers/virt/Makefile
-	MAINTAINERS
-	Documentation/virt/index.rst
-	tools/testing/selftests/Makefile
-)
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -84,12 +92,49 @@ maintain() {
 	' "$work/MAINTAINERS"
 }
 
-# 0001: exports. From 6.18 KVM restricts its exports to kvm-amd/kvm-intel;
-# where the tree has EXPORT_SYMBOL_FOR_MODULES, export to ich9smi alone.
-if grep -q 'define EXPORT_SYMBOL_FOR_MODULES' "$ksrc/include/linux/export.h"; then
+# 0001: exports. ich9smi calls kvm_io_bus_register_dev(),
+# kvm_io_bus_unregister_dev(), file_is_kvm() and kvm_make_all_cpus_request().
+# Before 6.18 the last two are EXPORT_SYMBOL_GPL already and the bus
+# functions get the same. From 6.18 KVM exports to kvm-amd/kvm-intel only
+# (EXPORT_SYMBOL_FOR_KVM_INTERNAL): there the bus functions are exported to
+# ich9smi alone, and the other two to KVM's modules and ich9smi.
+if grep -q 'define EXPORT_SYMBOL_FOR_KVM_INTERNAL' \
+	"$work/include/linux/kvm_types.h"; then
 	export_fmt='EXPORT_SYMBOL_FOR_MODULES(%s, "ich9smi");'
+	perl -0pi -e '
+		s{(\#define EXPORT_SYMBOL_FOR_KVM\(symbol\) \\\n\tEXPORT_SYMBOL_FOR_MODULES\(symbol, "kvm," __stringify\(KVM_SUB_MODULES\)\)\n)}{$1/* For KVM internals that a module extending KVM uses too. */\n\#define EXPORT_SYMBOL_FOR_KVM_INTERNAL_AND(symbol, mod) \\\n\tEXPORT_SYMBOL_FOR_MODULES(symbol, __stringify(KVM_SUB_MODULES) "," mod)\n} or
+			die "no EXPORT_SYMBOL_FOR_KVM in kvm_types.h\n";
+		s{(\n\#define EXPORT_SYMBOL_FOR_KVM_INTERNAL\(symbol\)\n)}{$1\#define EXPORT_SYMBOL_FOR_KVM_INTERNAL_AND(symbol, mod) \\\n\tEXPORT_SYMBOL_FOR_MODULES(symbol, mod)\n} or
+			die "no empty EXPORT_SYMBOL_FOR_KVM_INTERNAL in kvm_types.h\n";
+	' "$work/include/linux/kvm_types.h"
+	for fn in file_is_kvm kvm_make_all_cpus_request; do
+		FN=$fn perl -0pi -e '
+			s/\nEXPORT_SYMBOL_FOR_KVM_INTERNAL\(\Q$ENV{FN}\E\);\n/\nEXPORT_SYMBOL_FOR_KVM_INTERNAL_AND($ENV{FN}, "ich9smi");\n/ or
+				die "no EXPORT_SYMBOL_FOR_KVM_INTERNAL($ENV{FN}) in kvm_main.c\n";
+		' "$work/virt/kvm/kvm_main.c"
+	done
+	subject="KVM: Export the I/O bus and VM helpers that ich9smi needs"
+	body="Let ich9smi, the in-kernel ICH9 APM control port, put a device on a
+VM's I/O bus: export kvm_io_bus_register_dev() and
+kvm_io_bus_unregister_dev() to it alone, and add it to the modules that
+file_is_kvm() and kvm_make_all_cpus_request() are exported to. ich9smi
+registers a PIO device at 0xB2-0xB3 and raises SMIs from it without an
+exit to userspace.
+
+EXPORT_SYMBOL_FOR_KVM_INTERNAL_AND() keeps those two exported to
+kvm-amd and kvm-intel as before and names one more module.
+
+Both bus functions expect the caller to hold kvm->slots_lock, as
+in-kernel users already do."
 else
 	export_fmt='EXPORT_SYMBOL_GPL(%s);'
+	subject="KVM: Export kvm_io_bus_register_dev() and kvm_io_bus_unregister_dev()"
+	body="Let a module put an in-kernel device on a VM's I/O bus. ich9smi, the
+in-kernel ICH9 APM control port, registers a PIO device at 0xB2-0xB3 and
+raises SMIs from it without an exit to userspace.
+
+Both functions expect the caller to hold kvm->slots_lock, as in-kernel
+users already do."
 fi
 for fn in kvm_io_bus_register_dev kvm_io_bus_unregister_dev; do
 	# shellcheck disable=SC2059
@@ -99,14 +144,7 @@ for fn in kvm_io_bus_register_dev kvm_io_bus_unregister_dev; do
 			die "no $ENV{FN}() in kvm_main.c\n";
 	' "$work/virt/kvm/kvm_main.c"
 done
-commit "KVM: Export kvm_io_bus_register_dev() and kvm_io_bus_unregister_dev()" \
-"Let a module put an in-kernel device on a VM's I/O bus. ich9smi, the
-in-kernel ICH9 APM control port, registers a PIO device at 0xB2-0xB3 and
-raises SMIs from it without an exit to userspace.
-
-Both functions expect the caller to hold kvm->slots_lock, as in-kernel
-users already do."
-
+commit "$subject" "$body"
 # 0002: UAPI header.
 copy include/uapi/linux/ich9smi.h
 maintain include/uapi/linux/ich9smi.h

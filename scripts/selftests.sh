@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # selftests.sh [MAKE ARGS...]: build tools/testing/selftests/ich9smi into
-# .cache/selftests/ the way a kernel tree would: the directory is copied
+# $ICH9SMI_CACHE/selftests/ the way a kernel tree would: the directory is copied
 # beside the kselftest framework taken from Debian's kernel sources
 # (scripts/fetch.sh), where its "include ../lib.mk" and
 # "#include ../kselftest_harness.h" resolve. Warnings are errors. The
