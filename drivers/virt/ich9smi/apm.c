@@ -85,13 +85,12 @@ static void ich9smi_raise_smi(struct kvm_vcpu *vcpu, enum ich9smi_action action,
 	/*
 	 * The request is checked before the writer re-enters the guest, so
 	 * the writer takes its SMI before the instruction after its OUT.
+	 * Unicast needs no kick: this handler runs in the writer's own thread.
 	 */
-	if (action == ICH9SMI_ACT_BROADCAST) {
+	if (action == ICH9SMI_ACT_BROADCAST)
 		kvm_make_all_cpus_request(vcpu->kvm, KVM_REQ_SMI);
-	} else {
+	else
 		kvm_make_request(KVM_REQ_SMI, vcpu);
-		kvm_vcpu_kick(vcpu);
-	}
 	trace_ich9smi_inject(vcpu->vcpu_id, action == ICH9SMI_ACT_BROADCAST,
 			     action == ICH9SMI_ACT_BROADCAST ? nr_vcpus : 1);
 }
