@@ -88,7 +88,7 @@ static void ich9smi_raise_smi(struct kvm_vcpu *vcpu, enum ich9smi_action action,
 	 * Unicast needs no kick: this handler runs in the writer's own thread.
 	 */
 	if (action == ICH9SMI_ACT_BROADCAST)
-		kvm_make_all_cpus_request(vcpu->kvm, KVM_REQ_SMI);
+		ich9smi_kvm(kvm_make_all_cpus_request)(vcpu->kvm, KVM_REQ_SMI);
 	else
 		kvm_make_request(KVM_REQ_SMI, vcpu);
 	trace_ich9smi_inject(vcpu->vcpu_id, action == ICH9SMI_ACT_BROADCAST,

@@ -5,6 +5,7 @@
  *
  *   /sys/kernel/debug/ich9smi/instances    number of attached devices
  *   /sys/kernel/debug/ich9smi/<id>/state   registers, features, counters
+ *   /sys/kernel/debug/ich9smi/kvm_calls    out of tree: every branch to KVM
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
@@ -59,6 +60,10 @@ static int ich9smi_state_show(struct seq_file *m, void *unused)
 }
 DEFINE_SHOW_ATTRIBUTE(ich9smi_state);
 
+#ifdef ICH9SMI_OOT
+DEFINE_SHOW_ATTRIBUTE(ich9smi_kvm_calls);
+#endif
+
 void ich9smi_debugfs_add(struct ich9smi_dev *dev)
 {
 	char name[16];
@@ -80,6 +85,10 @@ void ich9smi_debugfs_init(void)
 	ich9smi_debugfs_root = debugfs_create_dir(KBUILD_MODNAME, NULL);
 	debugfs_create_file("instances", 0400, ich9smi_debugfs_root, NULL,
 			    &ich9smi_instances_fops);
+#ifdef ICH9SMI_OOT
+	debugfs_create_file("kvm_calls", 0400, ich9smi_debugfs_root, NULL,
+			    &ich9smi_kvm_calls_fops);
+#endif
 }
 
 void ich9smi_debugfs_exit(void)

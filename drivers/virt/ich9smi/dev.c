@@ -55,6 +55,24 @@ void ich9smi_dev_put(struct ich9smi_dev *dev)
 	kref_put(&dev->refs, ich9smi_dev_free);
 }
 
+static int ich9smi_io_bus_register(struct kvm *kvm,
+				   struct kvm_io_device *iodev)
+{
+	lockdep_assert_held(&kvm->slots_lock);
+
+	return ich9smi_kvm(kvm_io_bus_register_dev)(kvm, KVM_PIO_BUS,
+						    ICH9SMI_PORT_BASE,
+						    ICH9SMI_PORT_LEN, iodev);
+}
+
+static int ich9smi_io_bus_unregister(struct kvm *kvm,
+				     struct kvm_io_device *iodev)
+{
+	lockdep_assert_held(&kvm->slots_lock);
+
+	return ich9smi_kvm(kvm_io_bus_unregister_dev)(kvm, KVM_PIO_BUS, iodev);
+}
+
 /* Take the device off the VM's PIO bus; idempotent. */
 static void ich9smi_dev_unplug(struct ich9smi_dev *dev)
 {

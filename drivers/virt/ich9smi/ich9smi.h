@@ -116,19 +116,37 @@ int ich9smi_copy_out(void __user *uarg, u32 usize, const void *karg,
 		     size_t ksize);
 
 /*
- * KVM's PIO bus. In a kernel tree KVM exports kvm_io_bus_register_dev() and
- * kvm_io_bus_unregister_dev() (see the export patch) and the driver links to
- * them. Stock kernels do not export them; the out-of-tree module resolves
- * them when it loads (symbols.c).
+ * The KVM functions the driver calls: file_is_kvm(),
+ * kvm_make_all_cpus_request(), kvm_io_bus_register_dev() and
+ * kvm_io_bus_unregister_dev(). Every call goes through ich9smi_kvm(fn).
+ *
+ * In a kernel tree KVM exports them to ich9smi (see the export patch) and
+ * the driver links to them. Out of tree the module links to none of them:
+ * each is a static call, pointed at the function when the module loads
+ * (symbols.c) and patched by the kernel into a direct call, which needs
+ * neither an ENDBR nor a CFI hash at the callee.
  */
 #ifdef ICH9SMI_OOT
+#include <linux/seq_file.h>
+#include <linux/static_call.h>
+
+#define ich9smi_kvm(fn)	static_call(ich9smi_##fn)
+
+DECLARE_STATIC_CALL(ich9smi_file_is_kvm, file_is_kvm);
+DECLARE_STATIC_CALL(ich9smi_kvm_make_all_cpus_request,
+		    kvm_make_all_cpus_request);
+DECLARE_STATIC_CALL(ich9smi_kvm_io_bus_register_dev, kvm_io_bus_register_dev);
+DECLARE_STATIC_CALL(ich9smi_kvm_io_bus_unregister_dev,
+		    kvm_io_bus_unregister_dev);
+
 int ich9smi_symbols_init(void);
 void ich9smi_symbols_exit(void);
 enum ich9smi_resolution ich9smi_resolution(void);
 u32 ich9smi_symbols_info(void);
-int ich9smi_io_bus_register(struct kvm *kvm, struct kvm_io_device *iodev);
-int ich9smi_io_bus_unregister(struct kvm *kvm, struct kvm_io_device *iodev);
+int ich9smi_kvm_calls_show(struct seq_file *m, void *unused);
 #else
+#define ich9smi_kvm(fn)	fn
+
 static inline int ich9smi_symbols_init(void)
 {
 	return 0;
@@ -147,19 +165,9 @@ static inline u32 ich9smi_symbols_info(void)
 {
 	return 0;
 }
-
-static inline int ich9smi_io_bus_register(struct kvm *kvm,
-					  struct kvm_io_device *iodev)
-{
-	return kvm_io_bus_register_dev(kvm, KVM_PIO_BUS, ICH9SMI_PORT_BASE,
-				       ICH9SMI_PORT_LEN, iodev);
-}
-
-static inline int ich9smi_io_bus_unregister(struct kvm *kvm,
-					    struct kvm_io_device *iodev)
-{
-	return kvm_io_bus_unregister_dev(kvm, KVM_PIO_BUS, iodev);
-}
 #endif
+
+/* main.c: "LINKED", "SYMBOL_GET" or "KALLSYMS" */
+const char *ich9smi_resolution_name(enum ich9smi_resolution resolution);
 
 #endif /* __ICH9SMI_H */

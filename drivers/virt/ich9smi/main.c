@@ -103,7 +103,7 @@ static long ich9smi_ioctl_attach(void __user *argp)
 	if (!vm_file)
 		return -EBADF;
 
-	if (file_is_kvm(vm_file)) {
+	if (ich9smi_kvm(file_is_kvm)(vm_file)) {
 		ret = ich9smi_attach(vm_file);
 	} else {
 		pr_info_ratelimited("pid %d: fd %d is not a KVM VM\n",
@@ -144,13 +144,21 @@ static struct miscdevice ich9smi_misc = {
 	.mode = 0600,
 };
 
-static int __init ich9smi_init(void)
+const char *ich9smi_resolution_name(enum ich9smi_resolution resolution)
 {
-	static const char * const resolution_names[] = {
+	static const char * const names[] = {
 		[ICH9SMI_RESOLVE_LINKED] = "LINKED",
 		[ICH9SMI_RESOLVE_SYMBOL_GET] = "SYMBOL_GET",
 		[ICH9SMI_RESOLVE_KALLSYMS] = "KALLSYMS",
 	};
+
+	if (resolution >= ARRAY_SIZE(names) || !names[resolution])
+		return "none";
+	return names[resolution];
+}
+
+static int __init ich9smi_init(void)
+{
 	int ret;
 
 	ret = ich9smi_symbols_init();
@@ -165,7 +173,7 @@ static int __init ich9smi_init(void)
 		goto remove_debugfs;
 	}
 	pr_info("/dev/ich9smi ready, KVM I/O bus resolution: %s\n",
-		resolution_names[ich9smi_resolution()]);
+		ich9smi_resolution_name(ich9smi_resolution()));
 	return 0;
 
 remove_debugfs:
