@@ -408,7 +408,7 @@ static struct ich9smi_dev *ich9smi_dev_alloc(struct file *vm_file)
 	struct ich9smi_dev *dev;
 	int id;
 
-	dev = kzalloc(sizeof(*dev), GFP_KERNEL_ACCOUNT);
+	dev = kzalloc_obj(*dev, GFP_KERNEL_ACCOUNT);
 	if (!dev)
 		return ERR_PTR(-ENOMEM);
 

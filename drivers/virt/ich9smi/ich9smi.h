@@ -144,6 +144,11 @@ void ich9smi_symbols_exit(void);
 enum ich9smi_resolution ich9smi_resolution(void);
 u32 ich9smi_symbols_info(void);
 int ich9smi_kvm_calls_show(struct seq_file *m, void *unused);
+
+/* Kernels before 7.0 lack the typed allocators the driver uses. */
+#ifndef kzalloc_obj
+#define kzalloc_obj(P, gfp)	kzalloc(sizeof(P), gfp)
+#endif
 #else
 #define ich9smi_kvm(fn)	fn
 
