@@ -32,7 +32,8 @@
 #                    add, build and install them for KVER (dkms.conf)
 #   make dkms-remove dkms remove, and delete that copy
 #   make patches     the upstream series against KSRC=<kernel tree> (default:
-#                    linux-source-6.12's files) in OUT=<dir> (out/patches/),
+#                    linux-source-7.x's files after make intree, else
+#                    linux-source-6.12's) in OUT=<dir> (out/patches/),
 #                    checked with the tree's checkpatch.pl --strict
 #   make intree      apply the series to linux-source-6.12 and build KVM and
 #                    ich9smi there for Debian 13's 7.x kernel ($(CACHE)/intree/)
@@ -88,16 +89,20 @@ dkms-remove:
 # without its tree checks there.
 CACHE := $(or $(ICH9SMI_CACHE),/var/cache/ich9smi)
 OUT ?= out/patches
+# Without KSRC the series is made against linux-source-7.x's files as
+# make intree extracted them, or else against linux-source-6.12's.
+PRISTINE := $(CACHE)/intree/pristine
 patches:
-	@[ -n "$(KSRC)" ] || scripts/fetch.sh >/dev/null
-	@ksrc="$(or $(KSRC),$(CACHE)/src/linux-source-6.12)"; \
+	@[ -n "$(KSRC)" ] || [ -d "$(PRISTINE)" ] || scripts/fetch.sh >/dev/null
+	@ksrc="$(or $(KSRC),$(if $(wildcard $(PRISTINE)),$(PRISTINE),$(CACHE)/src/linux-source-6.12))"; \
 	scripts/patches.sh "$$ksrc" "$(OUT)" && \
 	if [ -f "$$ksrc/COPYING" ]; then \
 		cd "$$ksrc" && perl scripts/checkpatch.pl --strict \
 			"$(abspath $(OUT))"/*.patch; \
 	else \
-		perl "$$ksrc/scripts/checkpatch.pl" --strict --no-tree \
-			"$(OUT)"/*.patch; \
+		cp="$$ksrc/scripts/checkpatch.pl"; \
+		[ -f "$$cp" ] || cp="$(CACHE)/intree/linux/scripts/checkpatch.pl"; \
+		perl "$$cp" --strict --no-tree "$(OUT)"/*.patch; \
 	fi
 
 intree:

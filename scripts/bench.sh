@@ -17,8 +17,8 @@ series=${ICH9SMI_BENCH_KERNEL:-6.12}
 
 "$scripts/deps.sh"
 kver=$(ICH9SMI_KERNELS=$series debian_kernels)
-"$scripts/fetch.sh" "$kver"
-KDIR=/usr/src/linux-headers-$kver "$scripts/module.sh" >/dev/null
+fetch_kernels "$kver"
+KVER=$kver "$scripts/module.sh" >/dev/null
 "$scripts/selftests.sh" >/dev/null
 
 ICH9SMI_VERBOSE=1 "$scripts/vm.sh" "$kver" bench

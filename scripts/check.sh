@@ -167,18 +167,17 @@ static_checks() {
 build_module() {
 	local kver=$1 log=$logs/$1.build.log
 
-	export KVER=$kver
 	check_compiler "$kver"
-	"$scripts/module.sh" clean >/dev/null 2>&1 || true
+	env KVER="$kver" "$scripts/module.sh" clean >/dev/null 2>&1 || true
 	if [ "$mode" = demo ]; then
-		logged "$log" "$scripts/module.sh" || {
+		logged "$log" env KVER="$kver" "$scripts/module.sh" || {
 			result fail "$kver: build"
 			return 1
 		}
 		result pass "$kver: build"
 		return 0
 	fi
-	if ! logged "$log" "$scripts/module.sh" W=1; then
+	if ! logged "$log" env KVER="$kver" "$scripts/module.sh" W=1; then
 		result fail "$kver: build (W=1)"
 		return 1
 	elif complaints "$log"; then
@@ -187,7 +186,7 @@ build_module() {
 		result pass "$kver: build (W=1)"
 	fi
 	log=$logs/$kver.sparse.log
-	if ! logged "$log" "$scripts/module.sh" W=1 C=2; then
+	if ! logged "$log" env KVER="$kver" "$scripts/module.sh" W=1 C=2; then
 		result fail "$kver: sparse (C=2)"
 	elif complaints "$log"; then
 		result fail "$kver: sparse (C=2)" "warnings, see above"
@@ -197,7 +196,7 @@ build_module() {
 		# 7.x headers use __typeof_unqual__, which Debian 13's sparse
 		# 0.6.4 does not parse; the kernel's checker-valid.sh says so.
 		result skip "$kver: sparse (C=2)" \
-			"$(toolchain_run "$kver" sparse --version) cannot parse these headers"
+			"sparse $(toolchain_run "$kver" sparse --version) cannot parse these headers"
 	else
 		result fail "$kver: sparse (C=2)" "sparse checked no file"
 	fi

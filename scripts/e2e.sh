@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # e2e.sh: "make e2e", the real-firmware test on each Debian kernel under
-# test (KERNELS, default 6.1 and 6.12). Installs what is missing, builds the
+# test (KERNELS, default 6.1, 6.12 and 7). Installs what is missing, builds the
 # module and the attach tool, and runs job "e2e" (scripts/e2e-guest.sh) in a
 # guest of each kernel: unmodified QEMU and OVMF boot a Debian kernel with
 # Secure Boot, once served by QEMU and once by ich9smi. Prints each
@@ -42,7 +42,7 @@ count() {
 "$scripts/deps.sh"
 found=$(debian_kernels)
 mapfile -t kernels <<<"$found"
-"$scripts/fetch.sh" "${kernels[@]}"
+fetch_kernels "${kernels[@]}"
 if logged "$logs/selftests.build.log" "$scripts/selftests.sh"; then
 	result pass "attach tool build"
 else
@@ -50,7 +50,7 @@ else
 	kernels=()
 fi
 for kver in "${kernels[@]}"; do
-	if ! KDIR=/usr/src/linux-headers-$kver \
+	if ! KVER=$kver \
 	     logged "$logs/$kver.build.log" "$scripts/module.sh"; then
 		result fail "$kver: build"
 		continue

@@ -41,7 +41,7 @@ if [ $# -eq 1 ]; then
 	kver=$1
 else
 	kver=$(ICH9SMI_KERNELS=$INTREE_SERIES debian_kernels)
-	"$ICH9SMI_ROOT/scripts/fetch.sh" "$kver"
+	fetch_kernels "$kver"
 fi
 suite=$(kernel_suite "$kver")
 # linux-source-<major>.<minor>

@@ -312,6 +312,19 @@ toolchain_run() {
 		toolchain "$(toolchain_root)" "$@"
 }
 
+# fetch_kernels KVER...: the toolchain chroot, when one of the kernels is
+# Debian 13's, then the kernels themselves (scripts/fetch.sh).
+fetch_kernels() {
+	local kver
+
+	for kver; do
+		[ "$(kernel_suite "$kver")" != host ] || continue
+		"$ICH9SMI_ROOT/scripts/toolchain.sh" || return
+		break
+	done
+	"$ICH9SMI_ROOT/scripts/fetch.sh" "$@"
+}
+
 # A Debian kernel's headers as the host sees them, and as its toolchain
 # sees them (the same for Debian 12's, installed on the host).
 kernel_headers() {
