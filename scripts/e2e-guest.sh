@@ -144,7 +144,8 @@ boot() {
 	start=$EPOCHREALTIME
 	"${cmd[@]}" >"$dir/qemu.log" 2>&1 &
 	qpid=$!
-	(sleep "$limit" && kill "$qpid") 2>/dev/null &
+	# QEMU exits 0 on SIGTERM: the watchdog leaves a mark when it fires.
+	(sleep "$limit" && : >"$dir/timed-out" && kill "$qpid") 2>/dev/null &
 	dog=$!
 	if [ "$attach" -eq 1 ]; then
 		if wait_for_file "$qmp"; then
@@ -175,7 +176,9 @@ boot() {
 judge_boot() {
 	local name=$1 dir=$out/$1
 
-	if [ "$qemu_rc" -ne 0 ]; then
+	if [ -e "$dir/timed-out" ]; then
+		step fail "$name: QEMU exit" "killed at the time limit (${limit}s), see $dir"
+	elif [ "$qemu_rc" -ne 0 ]; then
 		step fail "$name: QEMU exit" "status $qemu_rc after ${boot_s}s (time limit ${limit}s), see $dir"
 	fi
 	if grep -aq "$marker " "$dir/serial.log"; then

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# The test guest's job, run as PID 1 by scripts/guest-init in the host's root
-# (shared read-only over 9p). It loads KVM and the module under test, runs
+# The test guest's job, run by scripts/guest-init (PID 1, which powers the
+# guest off when the job ends) in the host's root (shared read-only over 9p). It loads KVM and the module under test, runs
 # the selftests, and leaves everything it saw in /run/results (a host
 # directory) for scripts/vm.sh to judge: steps, one <test>.tap and
 # <test>.rc per selftest, dmesg.txt, kmemleak.txt (when the kernel has
@@ -31,12 +31,6 @@ uptime_s() {
 	cut -d' ' -f1 /proc/uptime
 }
 
-power_off() {
-	sync
-	echo o >/proc/sysrq-trigger
-	sleep 60
-}
-trap power_off EXIT
 
 job=
 for arg in $(</proc/cmdline); do
