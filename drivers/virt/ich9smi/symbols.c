@@ -364,6 +364,17 @@ static int ich9smi_branch_get(unsigned int pos, struct ich9smi_branch *br)
 	return ret;
 }
 
+/* The next branch into KVM from branch *@pos on; false past the last. */
+static bool ich9smi_next_branch(unsigned int *pos, struct ich9smi_branch *br)
+{
+	int ret;
+
+	do {
+		ret = ich9smi_branch_get((*pos)++, br);
+	} while (!ret);
+	return ret > 0;
+}
+
 /*
  * The proof that no call into KVM is indirect: every trampoline and every
  * call site jumps or calls straight to its function, and every function
@@ -374,13 +385,10 @@ static int ich9smi_check_calls(unsigned int *nr_sites)
 {
 	struct ich9smi_kvm_fn *fn;
 	struct ich9smi_branch br;
-	unsigned int pos;
-	int ret;
+	unsigned int pos = 0;
 
 	*nr_sites = 0;
-	for (pos = 0; (ret = ich9smi_branch_get(pos, &br)) >= 0; pos++) {
-		if (!ret)
-			continue;
+	while (ich9smi_next_branch(&pos, &br)) {
 		if (!br.direct) {
 			pr_err("%s %s at %pS is not a direct branch to it (%pS): %*phN\n",
 			       br.fn->name, ich9smi_branch_kinds[br.kind],
@@ -414,17 +422,13 @@ static int ich9smi_check_calls(unsigned int *nr_sites)
 int ich9smi_kvm_calls_show(struct seq_file *m, void *unused)
 {
 	struct ich9smi_branch br;
-	unsigned int pos;
-	int ret;
+	unsigned int pos = 0;
 
-	for (pos = 0; (ret = ich9smi_branch_get(pos, &br)) >= 0; pos++) {
-		if (!ret)
-			continue;
+	while (ich9smi_next_branch(&pos, &br))
 		seq_printf(m, "%s %lx %lx %*phN %s\n", br.fn->name,
 			   (unsigned long)br.fn->addr, br.at,
 			   (int)sizeof(br.insn), br.insn,
 			   ich9smi_branch_kinds[br.kind]);
-	}
 	return 0;
 }
 
