@@ -55,6 +55,20 @@ timed() {
 	return "$rc"
 }
 
+# judged NAME CMD...: run CMD, a script that records its own results; if
+# it fails without recording a failure (it died early), record one for it.
+judged() {
+	local name=$1 before rc=0
+
+	shift
+	before=$(count fail)
+	"$@" || rc=$?
+	if [ "$rc" -ne 0 ] && [ "$(count fail)" -eq "$before" ]; then
+		result fail "$name" "${1##*/} exited with status $rc and reported nothing"
+	fi
+	return 0
+}
+
 # logged LOG CMD...: run CMD with its output in LOG, shown only on failure.
 logged() {
 	local log=$1
@@ -96,9 +110,10 @@ install_all() {
 # installed kernel images. (Debian 12's 6.1 headers may be installed: they
 # pull in no image.)
 host_state() {
-	ls -la --time-style=+%s /boot 2>/dev/null || true
+	ls -lA --time-style=+%s /boot 2>/dev/null || true
 	dpkg-query -W -f='${db:Status-Abbrev} ${Package} ${Version}\n' \
-		'linux-image-*' 2>/dev/null | grep -v '^un' || true
+		'linux-image-*' 'linux-binary-*' 'linux-modules-*' \
+		'linux-headers-*+deb13*' 2>/dev/null | grep -v '^un' || true
 }
 
 check_host_unchanged() {
@@ -192,7 +207,9 @@ build_module() {
 		result fail "$kver: sparse (C=2)" "warnings, see above"
 	elif grep -q ' CHECK ' "$log"; then
 		result pass "$kver: sparse (C=2)" "$(grep -c ' CHECK ' "$log") files"
-	elif grep -q 'sparse is not available or not up to date' "$log"; then
+	elif [ "$(kernel_series "$kver")" = 7 ] &&
+	     toolchain_run "$kver" sparse --version >/dev/null 2>&1 &&
+	     grep -q 'sparse is not available or not up to date' "$log"; then
 		# 7.x headers use __typeof_unqual__, which Debian 13's sparse
 		# 0.6.4 does not parse; the kernel's checker-valid.sh says so.
 		result skip "$kver: sparse (C=2)" \
@@ -205,6 +222,9 @@ build_module() {
 build_selftests() {
 	local log=$logs/selftests.build.log
 
+	# Built anew: make goes by times, and another clone's sources may be
+	# older than the programs in the cache.
+	rm -rf "$SELFTESTS_OUT"
 	if logged "$log" "$scripts/selftests.sh"; then
 		result pass "selftests build"
 	else
@@ -272,7 +292,7 @@ packaging_host_side() {
 	export ICH9SMI_LOGS=$logs
 	if [ -n "$pkver" ]; then
 		timed "$pkver: packaging (install, dkms)" \
-			nice "$scripts/packaging.sh" "$pkver" || true
+			judged "$pkver: packaging" nice "$scripts/packaging.sh" "$pkver"
 	fi
 	if [ -n "$ikver" ] &&
 	   timed "$ikver: in-tree build" nice "$scripts/intree.sh" "$ikver"; then
@@ -284,7 +304,8 @@ packaging_guests() {
 	if [ -z "$pkver" ]; then
 		:
 	elif dkms_module >/dev/null; then
-		timed "$pkver: dkms guest run" "$scripts/vm.sh" "$pkver" dkms || true
+		timed "$pkver: dkms guest run" \
+			judged "$pkver: dkms: guest run" "$scripts/vm.sh" "$pkver" dkms
 	else
 		result skip "$pkver: dkms: guest run" "dkms built nothing"
 	fi
@@ -292,7 +313,8 @@ packaging_guests() {
 		:
 	elif [ -e "$logs/intree.built" ]; then
 		timed "$ikver: in-tree guest run" \
-			"$scripts/vm.sh" "$ikver" intree || true
+			judged "$ikver: in-tree: guest run" \
+			"$scripts/vm.sh" "$ikver" intree
 	else
 		result fail "$ikver: in-tree: guest run" "the in-tree build failed"
 	fi
@@ -331,7 +353,8 @@ for kver in "${kernels[@]}"; do
 		result skip "$kver: guest run" "nothing to run: a build failed"
 		continue
 	fi
-	timed "$kver: guest run" "$scripts/vm.sh" "$kver" "$mode" || true
+	timed "$kver: guest run" \
+		judged "$kver: guest run" "$scripts/vm.sh" "$kver" "$mode"
 done
 if [ -n "$host_side" ]; then
 	wait "$host_side" || true
@@ -347,7 +370,7 @@ for series in ${ICH9SMI_CHECK_E2E-6.12}; do
 		[[ $kver =~ ^$re$ ]] || continue
 		timed "$kver: e2e run (real firmware)" \
 			env ICH9SMI_VM_TIMEOUT="${ICH9SMI_VM_TIMEOUT:-1200}" \
-			"$scripts/vm.sh" "$kver" e2e || true
+			judged "$kver: e2e: guest run" "$scripts/vm.sh" "$kver" e2e
 	done
 done
 check_host_unchanged

@@ -15,6 +15,8 @@ packages=(
 	gnuplot-nox
 	# the in-tree build in linux-source (scripts/intree.sh) and dkms
 	flex bison bc libelf-dev libssl-dev dkms
+	# the series leaves the out-of-tree code out (scripts/patches.sh)
+	unifdef
 	# the trixie chroot that builds Debian 13's kernels' modules
 	debootstrap
 )

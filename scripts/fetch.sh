@@ -49,7 +49,7 @@ headers_packages() {
 # The image, its modules, and the modules' index, in the kernel's cache
 # directory; Debian 13's headers in the trixie chroot.
 fetch_kernel() {
-	local kver=$1 dir suite pkgs debs ver deb root stamp
+	local kver=$1 dir suite pkgs debs ver deb root stamp out
 
 	dir=$(kernel_dir "$kver")
 	suite=$(kernel_suite "$kver")
@@ -59,7 +59,8 @@ fetch_kernel() {
 	if [ "$(cat "$dir/version" 2>/dev/null)" = "$ver" ]; then
 		msg "fetch: $kver ($ver) cached"
 	else
-		mapfile -t debs < <(download "$suite" "${pkgs[@]}")
+		out=$(download "$suite" "${pkgs[@]}") || exit 1
+		mapfile -t debs <<<"$out"
 		msg "fetch: unpacking ${pkgs[*]}"
 		rm -rf "$dir"
 		mkdir -p "$dir"
@@ -86,7 +87,8 @@ fetch_kernel() {
 		return 0
 	fi
 	mapfile -t pkgs < <(headers_packages "$kver")
-	mapfile -t debs < <(download "$suite" "${pkgs[@]}")
+	out=$(download "$suite" "${pkgs[@]}") || exit 1
+	mapfile -t debs <<<"$out"
 	msg "fetch: unpacking ${pkgs[*]} into the toolchain"
 	for deb in "${debs[@]}"; do
 		dpkg-deb -x "$deb" "$root"

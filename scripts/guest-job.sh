@@ -301,6 +301,7 @@ run_intree() {
 		check_resolution SYMBOL_GET "$lines"
 		check_direct_calls "$lines"
 		run_selftest abi_test oot-abi_test -t info
+		run_selftest kvm_calls_test oot-kvm_calls_test
 		check_info_resolution oot-abi_test SYMBOL_GET
 		rmmod_form "out-of-tree build"
 	fi

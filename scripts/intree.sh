@@ -125,6 +125,7 @@ extract() {
 	done
 	mv "$scratch" "$tree"
 	printf '%s\n' "$src_version" >"$state/source"
+	: >"$state/fresh"
 	timing "$tag: extract $src_pkg" "$(since "$start")"
 }
 
@@ -226,19 +227,27 @@ apply_series() {
 		fi
 		rm -f "$old"
 	fi
-	# What git am would only warn about counts here.
+	# What git am would only warn about counts here. A tree left half
+	# patched by an interrupted run is extracted again, once.
+	if ! run "$log" tree_git_apply --check --whitespace=error-all "$new" &&
+	   [ ! -f "$state/fresh" ]; then
+		msg "intree: the series does not apply; extracting the tree again"
+		rm -f "$state/source"
+		extract
+	fi
 	run "$log" tree_git_apply --check --whitespace=error-all "$new" ||
 		fail "series applies" "git apply --check failed" "$log"
 	run "$log" tree_git_apply --whitespace=error-all "$new" ||
 		fail "series applies" "git apply failed" "$log"
 	[ ! -d "$top/times" ] || restore_times
 	cp "$new" "$old"
+	rm -f "$state/fresh"
 	result pass "$tag: series applies" "git apply --check, git apply"
 }
 
 # What a build depends on besides the tree's sources.
 build_key() {
-	printf '%s %s %s\n' "$src_version" \
+	printf '%s %s %s %s\n' "$src_version" "$(toolchain_root)" \
 		"$(series_content "$top/series.patch" | sha)" \
 		"$(sha "$headers/.config")"
 }
@@ -247,7 +256,8 @@ build_key() {
 config_key() {
 	local f
 
-	printf '%s %s' "$src_version" "$(sha "$headers/.config")"
+	printf '%s %s %s' "$src_version" "$(toolchain_root)" \
+		"$(sha "$headers/.config")"
 	for f in $(patch_files "$top/series.patch"); do
 		case $f in
 		*Kconfig*) printf ' %s' "$(sha "$tree/$f")" ;;

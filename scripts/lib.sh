@@ -81,8 +81,9 @@ trixie_apt_opts() {
 }
 
 # Write the private sources (the host's mirrors, trixie's suites) and
-# refresh their lists when they are missing or older than six hours. An
-# archive that cannot be reached then leaves the previous lists in use.
+# refresh their lists when they are missing or older than six hours (or
+# with --force). An archive that cannot be reached then leaves the previous
+# lists in use.
 trixie_apt_update() {
 	local archive security sources opts
 
@@ -99,10 +100,12 @@ trixie_apt_update() {
 		printf '%s\n' "$sources" >"$TRIXIE_APT/sources.list"
 		rm -f "$TRIXIE_APT/updated"
 	fi
-	[ -z "$(find "$TRIXIE_APT/updated" -mmin -360 2>/dev/null)" ] ||
+	[ "${1:-}" = --force ] || [ -z "$(find "$TRIXIE_APT/updated" -mmin -360 2>/dev/null)" ] ||
 		return 0
 	mapfile -t opts < <(trixie_apt_opts)
-	if apt-get "${opts[@]}" update -q >"$TRIXIE_APT/update.log" 2>&1; then
+	# apt-get update exits 0 on an unreachable mirror unless told not to.
+	if apt-get "${opts[@]}" update -q --error-on=any \
+		>"$TRIXIE_APT/update.log" 2>&1; then
 		touch "$TRIXIE_APT/updated"
 	elif [ -e "$TRIXIE_APT/updated" ]; then
 		msg "warning: trixie apt lists not refreshed (see $TRIXIE_APT/update.log); using the previous ones"
@@ -140,22 +143,33 @@ apt_candidates() {
 # the download cache (kept, so that a re-unpack needs no network) and print
 # their paths.
 download() {
-	local suite=$1 pkg ver deb
+	local suite=$1 pkg ver deb try
 
 	shift
 	mkdir -p "$ICH9SMI_CACHE/debs"
 	for pkg; do
-		ver=$(apt_candidates --suite "$suite" "$pkg" | cut -d" " -f2)
-		[ -n "$ver" ] || die "$pkg is not in the apt lists"
-		deb=$(deb_path "$pkg" "$ver")
-		if [ -z "$deb" ]; then
-			msg "fetch: downloading $pkg $ver" >&2
-			(cd "$ICH9SMI_CACHE/debs" &&
-			 suite_apt "$suite" apt-get download -q \
-				-o APT::Sandbox::User=root "$pkg=$ver" >&2)
+		for try in 1 2; do
+			ver=$(apt_candidates --suite "$suite" "$pkg" | cut -d" " -f2)
+			[ -n "$ver" ] || die "$pkg is not in the apt lists"
 			deb=$(deb_path "$pkg" "$ver")
-			[ -n "$deb" ] || die "apt-get download $pkg=$ver made no .deb"
-		fi
+			[ -z "$deb" ] || break
+			msg "fetch: downloading $pkg $ver" >&2
+			if (cd "$ICH9SMI_CACHE/debs" &&
+			    suite_apt "$suite" apt-get download -q \
+				-o APT::Sandbox::User=root "$pkg=$ver" >&2); then
+				deb=$(deb_path "$pkg" "$ver")
+				[ -n "$deb" ] || die "apt-get download $pkg=$ver made no .deb"
+				break
+			fi
+			# The archive may have moved on since the lists were read.
+			[ "$try" -eq 1 ] || die "cannot download $pkg=$ver"
+			msg "fetch: refreshing the $suite apt lists and trying again" >&2
+			if [ "$suite" = host ]; then
+				apt-get update -q >&2
+			else
+				trixie_apt_update --force >&2
+			fi
+		done
 		printf '%s\n' "$deb"
 	done
 }
@@ -276,12 +290,38 @@ TOOLCHAIN_PACKAGES=(
 	gcc-14 gcc make libc6-dev bc bison flex libelf-dev libssl-dev
 	dwarves kmod xz-utils zstd sparse perl python3 rsync cpio
 )
+# The packages whose versions name the chroot besides the list: a new
+# compiler, C library or pahole in Debian 13 makes a new chroot.
+TOOLCHAIN_KEY_PACKAGES=(gcc-14 libc6 dwarves)
+
+# The chroot for the current trixie lists: toolchain.sh writes its name to
+# toolchain/current once it is ready.
 toolchain_root() {
+	local name
+
+	name=$(cat "$ICH9SMI_CACHE/toolchain/current" 2>/dev/null) ||
+		die "no toolchain chroot yet (scripts/toolchain.sh)"
+	printf '%s\n' "$ICH9SMI_CACHE/toolchain/$name/root"
+}
+
+# The name the chroot for the current trixie lists should have.
+toolchain_name() {
 	local key
 
-	key=$(printf '%s\n' trixie minbase "${TOOLCHAIN_PACKAGES[@]}" |
+	key=$({ printf '%s\n' trixie minbase "${TOOLCHAIN_PACKAGES[@]}"
+		apt_candidates --suite trixie "${TOOLCHAIN_KEY_PACKAGES[@]}"; } |
 		sha256sum | cut -c1-12)
-	printf '%s\n' "$ICH9SMI_CACHE/toolchain/trixie-$key/root"
+	printf 'trixie-%s\n' "$key"
+}
+
+# umount_below DIR: what a killed debootstrap may have left mounted there.
+umount_below() {
+	local mnt
+
+	findmnt -rn -o TARGET | awk -v d="$1/" 'index($0 "/", d) == 1' |
+		sort -r | while read -r mnt; do
+			umount -l "$mnt"
+		done
 }
 
 # toolchain_run KVER CMD...: run CMD with the compiler KVER was built with:

@@ -171,6 +171,29 @@ for f in "$root"/drivers/virt/ich9smi/*; do
 	*) cp "$f" "$work/drivers/virt/ich9smi/" ;;
 	esac
 done
+# The series carries the in-tree form only: unifdef drops what ICH9SMI_OOT
+# adds (the static calls and their debugfs file), and the calls through
+# ich9smi_kvm() become plain calls.
+for f in "$work"/drivers/virt/ich9smi/*.[ch]; do
+	unifdef -UICH9SMI_OOT -o "$f" "$f" || [ $? -eq 1 ]
+	perl -ni -e 'print unless /^#define ich9smi_kvm\(fn\)/' "$f"
+	# The call's "(" moves 13 columns left, and so do the lines that
+	# continue its arguments.
+	perl -pi -e '
+		if ($shift) {
+			s/^(\t*)( *)//;
+			my $col = 8 * length($1) + length($2) - $shift;
+			$_ = "\t" x int($col / 8) . " " x ($col % 8) . $_;
+			$shift = 0 unless /,\s*$/;
+		}
+		$shift = 13 if s/\bich9smi_kvm\((\w+)\)/$1/ && /,\s*$/;
+	' "$f"
+done
+# shellcheck disable=SC2016 # make's $(...), written as is
+printf '%s\n' '# SPDX-License-Identifier: GPL-2.0' \
+	'obj-$(CONFIG_ICH9SMI) += ich9smi.o' '' \
+	'ich9smi-y := main.o dev.o apm.o debugfs.o' '' \
+	'ccflags-y += -I$(src)' >"$work/drivers/virt/ich9smi/Makefile"
 maintain drivers/virt/ich9smi/
 perl -0pi -e '
 	s/(\nsource "drivers\/virt\/acrn\/Kconfig"\n)/$1\nsource "drivers\/virt\/ich9smi\/Kconfig"\n/ or

@@ -180,7 +180,7 @@ job_taps() {
 	check) selftest_names ;;
 	intree)
 		selftest_names
-		printf 'oot-abi_test\n'
+		printf '%s\n' oot-abi_test oot-kvm_calls_test
 		;;
 	dkms) printf 'abi_test\n' ;;
 	esac

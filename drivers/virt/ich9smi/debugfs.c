@@ -59,7 +59,6 @@ static int ich9smi_state_show(struct seq_file *m, void *unused)
 	return 0;
 }
 DEFINE_SHOW_ATTRIBUTE(ich9smi_state);
-
 #ifdef ICH9SMI_OOT
 DEFINE_SHOW_ATTRIBUTE(ich9smi_kvm_calls);
 #endif

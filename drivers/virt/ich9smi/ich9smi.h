@@ -116,17 +116,18 @@ int ich9smi_copy_out(void __user *uarg, u32 usize, const void *karg,
 		     size_t ksize);
 
 /*
- * The KVM functions the driver calls: file_is_kvm(),
- * kvm_make_all_cpus_request(), kvm_io_bus_register_dev() and
- * kvm_io_bus_unregister_dev(). Every call goes through ich9smi_kvm(fn).
- *
- * In a kernel tree KVM exports them to ich9smi (see the export patch) and
- * the driver links to them. Out of tree the module links to none of them:
- * each is a static call, pointed at the function when the module loads
- * (symbols.c) and patched by the kernel into a direct call, which needs
- * neither an ENDBR nor a CFI hash at the callee.
+ * The KVM functions the driver calls, which KVM exports to it:
+ * file_is_kvm(), kvm_make_all_cpus_request(), kvm_io_bus_register_dev()
+ * and kvm_io_bus_unregister_dev().
  */
 #ifdef ICH9SMI_OOT
+/*
+ * Out of tree the module links to none of them. Every call goes through
+ * ich9smi_kvm(fn): a static call, pointed at the function when the module
+ * loads (symbols.c) and patched by the kernel into a direct call, which
+ * needs neither an ENDBR nor a CFI hash at the callee. The upstream series
+ * (scripts/patches.sh) leaves this block out and calls the functions.
+ */
 #include <linux/seq_file.h>
 #include <linux/static_call.h>
 
@@ -145,7 +146,7 @@ enum ich9smi_resolution ich9smi_resolution(void);
 u32 ich9smi_symbols_info(void);
 int ich9smi_kvm_calls_show(struct seq_file *m, void *unused);
 
-/* Kernels before 7.0 lack the typed allocators the driver uses. */
+/* The typed allocators came with 7.0 (and a few stable updates). */
 #ifndef kzalloc_obj
 #define kzalloc_obj(P, gfp)	kzalloc(sizeof(P), gfp)
 #endif
