@@ -64,7 +64,7 @@ judged() {
 	before=$(count fail)
 	"$@" || rc=$?
 	if [ "$rc" -ne 0 ] && [ "$(count fail)" -eq "$before" ]; then
-		result fail "$name" "${1##*/} exited with status $rc and reported nothing"
+		result fail "$name" "$* exited with status $rc and reported nothing"
 	fi
 	return 0
 }
@@ -369,8 +369,9 @@ for series in ${ICH9SMI_CHECK_E2E-6.12}; do
 	for kver in "${built[@]}"; do
 		[[ $kver =~ ^$re$ ]] || continue
 		timed "$kver: e2e run (real firmware)" \
+			judged "$kver: e2e: guest run" \
 			env ICH9SMI_VM_TIMEOUT="${ICH9SMI_VM_TIMEOUT:-1200}" \
-			judged "$kver: e2e: guest run" "$scripts/vm.sh" "$kver" e2e
+			"$scripts/vm.sh" "$kver" e2e
 	done
 done
 check_host_unchanged

@@ -745,7 +745,10 @@ close_ctl:
 	return dev;
 }
 
-/* Host features, SMI_EN.APMC_EN as OVMF sets it, negotiated features. */
+/*
+ * Host features, negotiated features, then SMI_EN.APMC_EN as OVMF sets it:
+ * no write raises an SMI before the negotiated set is in force.
+ */
 static int setup(struct device *dev, uint64_t negotiated)
 {
 	struct ich9smi_host_features hf = {
@@ -759,9 +762,9 @@ static int setup(struct device *dev, uint64_t negotiated)
 
 	if (dev_ioctl(dev->fd, ICH9SMI_SET_HOST_FEATURES, &hf,
 		      "ICH9SMI_SET_HOST_FEATURES") ||
-	    dev_ioctl(dev->fd, ICH9SMI_SET_SMI_EN, &en, "ICH9SMI_SET_SMI_EN"))
+	    dev_negotiate(dev, negotiated))
 		return -1;
-	return dev_negotiate(dev, negotiated);
+	return dev_ioctl(dev->fd, ICH9SMI_SET_SMI_EN, &en, "ICH9SMI_SET_SMI_EN");
 }
 
 /* Read what QEMU offers and has negotiated, where -f/-H did not say. */
