@@ -35,7 +35,7 @@
 #                    linux-source-7.x's files after make intree, else
 #                    linux-source-6.12's) in OUT=<dir> (out/patches/),
 #                    checked with the tree's checkpatch.pl --strict
-#   make intree      apply the series to linux-source-6.12 and build KVM and
+#   make intree      apply the series to linux-source-7.x and build KVM and
 #                    ich9smi there for Debian 13's 7.x kernel ($(CACHE)/intree/)
 #
 # A debug kernel (README.md, "Debug kernel"):

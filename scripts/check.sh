@@ -7,11 +7,12 @@
 #        W=1, shellcheck), build the module for each Debian kernel under test
 #        and the selftests, and run every selftest in a guest of each kernel;
 #        then the real-firmware test (scripts/e2e-guest.sh) on 6.12.
-#        On the 6.12 kernel also: make install/uninstall and dkms in
+#        On Debian 12's 6.1 also: make install/uninstall and dkms in
 #        throw-away roots (scripts/packaging.sh) and the dkms-built module
-#        in a guest; the upstream series applied to linux-source-6.12 and
-#        built there (scripts/intree.sh), and a guest running Debian's
-#        kernel with that KVM and both builds of the module.
+#        in a guest; on the 7.x kernel the upstream series applied to its
+#        linux-source and built there (scripts/intree.sh), and a guest
+#        running Debian's kernel with that KVM and both builds of the
+#        module. At the end: the host's /boot and kernel images unchanged.
 # demo:  build, then run the demo job in the same guests, console shown.
 #
 # Both print timings, a summary per kernel and, last, one line

@@ -267,7 +267,7 @@ config_key() {
 }
 
 # 4. Configure and prepare for release KVER: the package's Makefile gives
-# the upstream version, LOCALVERSION the Debian suffix ("+deb12-amd64").
+# the upstream version, LOCALVERSION the Debian suffix ("+deb13-amd64").
 configure() {
 	local log=$logs/intree.configure.log upstream suffix release
 
