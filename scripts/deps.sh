@@ -12,6 +12,8 @@ packages=(
 	make gcc libc6-dev perl rsync
 	sparse shellcheck "$KSRC_PKG"
 	qemu-system-x86 ovmf busybox-static cpio kmod xz-utils
+	# the test guest applies packaging/60-ich9smi.rules with udevd
+	udev
 	gnuplot-nox
 	# the in-tree build in linux-source (scripts/intree.sh) and dkms
 	flex bison bc libelf-dev libssl-dev dkms

@@ -105,11 +105,21 @@ check_versions() {
 # 2. The whole tree, extracted once per package version. Extraction goes to
 # a scratch directory first so that an interrupted one is never taken for
 # a tree.
+# Extracted again too when the series has come to touch a file of which no
+# pristine copy was kept.
+pristine_complete() {
+	local f
+
+	for f in $("$ICH9SMI_ROOT/scripts/patches.sh" --files); do
+		[ -f "$pristine/$f" ] || return 1
+	done
+}
+
 extract() {
 	local deb scratch=$top/linux.partial f start=$EPOCHREALTIME
 
 	if [ "$(cat "$state/source" 2>/dev/null)" = "$src_version" ] &&
-	   [ -f "$tree/Makefile" ]; then
+	   [ -f "$tree/Makefile" ] && pristine_complete; then
 		return 0
 	fi
 	deb=$(download "$suite" "$src_pkg")

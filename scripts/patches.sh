@@ -22,6 +22,7 @@ set -euo pipefail
 # Kernel files the hooks edit, relative to the kernel tree.
 touched=(
 	virt/kvm/kvm_main.c
+	arch/x86/kvm/x86.c
 	include/linux/kvm_types.h
 	Documentation/userspace-api/ioctl/ioctl-number.rst
 	drivers/virt/Kconfig
@@ -93,11 +94,12 @@ maintain() {
 }
 
 # 0001: exports. ich9smi calls kvm_io_bus_register_dev(),
-# kvm_io_bus_unregister_dev(), file_is_kvm() and kvm_make_all_cpus_request().
-# Before 6.18 the last two are EXPORT_SYMBOL_GPL already and the bus
-# functions get the same. From 6.18 KVM exports to kvm-amd/kvm-intel only
-# (EXPORT_SYMBOL_FOR_KVM_INTERNAL): there the bus functions are exported to
-# ich9smi alone, and the other two to KVM's modules and ich9smi.
+# kvm_io_bus_unregister_dev(), kvm_vm_ioctl_check_extension(), file_is_kvm()
+# and kvm_make_all_cpus_request(). Before 6.18 the last two are
+# EXPORT_SYMBOL_GPL already and the first three get the same. From 6.18 KVM
+# exports to kvm-amd/kvm-intel only (EXPORT_SYMBOL_FOR_KVM_INTERNAL): there
+# the first three are exported to ich9smi alone, and the other two to KVM's
+# modules and ich9smi.
 if grep -q 'define EXPORT_SYMBOL_FOR_KVM_INTERNAL' \
 	"$work/include/linux/kvm_types.h"; then
 	export_fmt='EXPORT_SYMBOL_FOR_MODULES(%s, "ich9smi");'
@@ -115,11 +117,13 @@ if grep -q 'define EXPORT_SYMBOL_FOR_KVM_INTERNAL' \
 	done
 	subject="KVM: Export the I/O bus and VM helpers that ich9smi needs"
 	body="Let ich9smi, the in-kernel ICH9 APM control port, put a device on a
-VM's I/O bus: export kvm_io_bus_register_dev() and
-kvm_io_bus_unregister_dev() to it alone, and add it to the modules that
-file_is_kvm() and kvm_make_all_cpus_request() are exported to. ich9smi
-registers a PIO device at 0xB2-0xB3 and raises SMIs from it without an
-exit to userspace.
+VM's I/O bus: export kvm_io_bus_register_dev(),
+kvm_io_bus_unregister_dev() and kvm_vm_ioctl_check_extension() to it
+alone, and add it to the modules that file_is_kvm() and
+kvm_make_all_cpus_request() are exported to. ich9smi registers a PIO
+device at 0xB2-0xB3 and raises SMIs from it without an exit to
+userspace; it refuses VMs for which KVM reports no SMM
+(KVM_CAP_X86_SMM), such as SEV-ES guests.
 
 EXPORT_SYMBOL_FOR_KVM_INTERNAL_AND() keeps those two exported to
 kvm-amd and kvm-intel as before and names one more module.
@@ -128,21 +132,24 @@ Both bus functions expect the caller to hold kvm->slots_lock, as
 in-kernel users already do."
 else
 	export_fmt='EXPORT_SYMBOL_GPL(%s);'
-	subject="KVM: Export kvm_io_bus_register_dev() and kvm_io_bus_unregister_dev()"
+	subject="KVM: Export the I/O bus functions and kvm_vm_ioctl_check_extension()"
 	body="Let a module put an in-kernel device on a VM's I/O bus. ich9smi, the
 in-kernel ICH9 APM control port, registers a PIO device at 0xB2-0xB3 and
-raises SMIs from it without an exit to userspace.
+raises SMIs from it without an exit to userspace; it refuses VMs for
+which KVM reports no SMM (KVM_CAP_X86_SMM), such as SEV-ES guests.
 
-Both functions expect the caller to hold kvm->slots_lock, as in-kernel
+The bus functions expect the caller to hold kvm->slots_lock, as in-kernel
 users already do."
 fi
-for fn in kvm_io_bus_register_dev kvm_io_bus_unregister_dev; do
+for fn in virt/kvm/kvm_main.c:kvm_io_bus_register_dev \
+	virt/kvm/kvm_main.c:kvm_io_bus_unregister_dev \
+	arch/x86/kvm/x86.c:kvm_vm_ioctl_check_extension; do
 	# shellcheck disable=SC2059
-	line=$(printf "$export_fmt" "$fn")
-	FN=$fn LINE=$line perl -0pi -e '
+	line=$(printf "$export_fmt" "${fn#*:}")
+	FN=${fn#*:} LINE=$line perl -0pi -e '
 		s/(\nint \Q$ENV{FN}\E\(.*?\n\}\n)/$1$ENV{LINE}\n/s or
-			die "no $ENV{FN}() in kvm_main.c\n";
-	' "$work/virt/kvm/kvm_main.c"
+			die "no $ENV{FN}() in $ARGV\n";
+	' "$work/${fn%%:*}"
 done
 commit "$subject" "$body"
 # 0002: UAPI header.

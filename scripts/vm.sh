@@ -149,6 +149,7 @@ write_job_env() {
 		printf 'BENCH_ARGS=%q\n' "$(bench_args)"
 		printf 'BENCH_TIMEOUT=%q\n' "${ICH9SMI_BENCH_TIMEOUT:-1200}"
 		printf 'E2E_ARGS=%q\n' "${ICH9SMI_E2E_ARGS:-}"
+		printf 'UDEV_RULE=%q\n' "$ICH9SMI_ROOT/packaging/60-ich9smi.rules"
 	} >"$results/job.env"
 }
 
@@ -177,7 +178,10 @@ write_job_modules() {
 # The TAP files a job leaves, one per selftest run.
 job_taps() {
 	case $job in
-	check) selftest_names ;;
+	check)
+		selftest_names
+		printf '%s\n' security_test-udev
+		;;
 	intree)
 		selftest_names
 		printf '%s\n' oot-abi_test oot-kvm_calls_test

@@ -7,16 +7,19 @@
  * ich9smi to the VM moves the APM block (0xB2/0xB3) into the kernel. This
  * tool takes the VMM's VM file descriptor with pidfd_getfd(2), attaches,
  * loads the SMI features the VMM offers and negotiated, sets SMI_EN.APMC_EN
- * as OVMF does, and keeps the device fd open until the VMM exits. See
- * --help and Documentation/virt/ich9smi.rst.
+ * as OVMF does, drops every privilege and keeps the device fd open until the
+ * VMM exits. See --help and Documentation/virt/ich9smi.rst.
  */
+#define _GNU_SOURCE		/* setresuid(), setresgid() */
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <grp.h>
 #include <limits.h>
 #include <poll.h>
+#include <pwd.h>
 #include <stddef.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -25,23 +28,33 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
+#include <linux/capability.h>
 #include <linux/ich9smi.h>
+#include <linux/kvm.h>
 
 #define ARRAY_SIZE(a)		(sizeof(a) / sizeof((a)[0]))
 
 #define PROG			"ich9smi-attach"
 #define ICH9SMI_DEV_PATH	"/dev/ich9smi"
 #define KVM_VM_LINK		"anon_inode:kvm-vm"
+#define KVM_DEV_PATH		"/dev/kvm"
+
+/* Exit statuses other than 0 (PID exited), 1 (error) and 2 (usage). */
+#define EXIT_NO_SMM		3
 
 /* The ICH9 LPC bridge's QOM type and the SMI properties QEMU gives it. */
 #define LPC_TYPE		"ICH9-LPC"
 #define LPC_PARENTS		"/machine/unattached"
+/* QEMU's x86 machine property that says whether it has SMM (OnOffAuto). */
+#define MACHINE_PATH		"/machine"
+#define MACHINE_SMM_PROP	"smm"
 #define QMP_TIMEOUT_MS		10000
 #define QMP_POLL_MS		100
 #define QMP_EXIT_WAIT_MS	1000
@@ -53,7 +66,7 @@ static const char usage_text[] =
 "\n"
 "SYNOPSIS\n"
 "	" PROG " [-f SET] [-H SET] [-q PATH [-l QOM-PATH] [-c] [-i MS]]\n"
-"		       [-d FD] [-s] [-v] PID\n"
+"		       [-d FD] [-u USER] [-s] [-v] PID\n"
 "\n"
 "DESCRIPTION\n"
 "	Takes the KVM VM file descriptor of process PID (the file whose\n"
@@ -71,10 +84,25 @@ static const char usage_text[] =
 "	QEMU's monitor; without it, the features are fixed by -f and -H.\n"
 "	Attach while the VM is paused (QEMU's -S, or QMP \"stop\").\n"
 "\n"
+"	The guest must have SMM, or the device would raise SMIs it has no\n"
+"	handler for. With --qmp the tool first asks QEMU (qom-get\n"
+"	" MACHINE_PATH " " MACHINE_SMM_PROP ") and refuses \"off\", and \"auto\" when KVM has no\n"
+"	SMM: QEMU decides \"auto\" with KVM_CHECK_EXTENSION(KVM_CAP_X86_SMM),\n"
+"	which the tool asks " KVM_DEV_PATH " (KVM refuses it the VM fd's ioctls).\n"
+"	ICH9SMI_ATTACH refuses a VM that KVM has no SMM for. Without --qmp\n"
+"	smm=off goes unnoticed: attach only to a QEMU started with smm=on.\n"
+"\n"
 "	Needs the right to open " ICH9SMI_DEV_PATH " and ptrace-attach\n"
 "	rights over PID (pidfd_getfd(2)); in practice, root. KVM's own\n"
 "	ioctls refuse a process other than the VM's creator; ich9smi's do\n"
-"	not, and the tool issues no KVM ioctl.\n"
+"	not, and the tool issues no ioctl on the VM fd. Once attached it\n"
+"	needs no privilege: it drops the bounding set (with CAP_SETPCAP)\n"
+"	and empties the ambient, inheritable, permitted and effective\n"
+"	capability sets, sets no_new_privs, becomes non-dumpable and, with\n"
+"	--user, switches user; it checks the result and exits with status 1\n"
+"	if any capability is left. From then on it only uses the fds it\n"
+"	holds: the device, the pidfd, the QMP socket (opened before the\n"
+"	attach) and a signalfd.\n"
 "\n"
 "	SET is a number (0x1) or a comma-separated list of the feature\n"
 "	names broadcast, cpu-hotplug and cpu-hot-unplug; \"\" is none.\n"
@@ -107,6 +135,13 @@ static const char usage_text[] =
 "	-d, --vm-fd FD\n"
 "		Use PID's file descriptor FD, which must be a KVM VM;\n"
 "		needed when PID has more than one VM.\n"
+"	-u, --user USER\n"
+"		Once attached, also switch to USER's uid and primary gid\n"
+"		(USER is a name or a number; a number without a passwd\n"
+"		entry is the gid too), with no supplementary groups.\n"
+"		USER can signal the tool (SIGTERM detaches) but not\n"
+"		ptrace it. Without --user a tool run as root stays uid 0\n"
+"		(with no capability), which still owns root's files.\n"
 "	-s, --stats\n"
 "		Print the device's statistics when PID exits.\n"
 "	-v, --verbose\n"
@@ -129,9 +164,28 @@ static const char usage_text[] =
 "	(on one line) and, last, \"" PROG ": detached\". Errors go to\n"
 "	standard error.\n"
 "\n"
+"LIMITS\n"
+"	QEMU does not tell the tool everything the device would need:\n"
+"	- SMI_EN: APMC_EN is forced on. The guest's SMI_EN writes are not\n"
+"	  seen, so a guest that clears APMC_EN still gets SMIs from\n"
+"	  APM_CNT writes, also after a reset.\n"
+"	- Migration: the device's state (APM_CNT, APM_STS, the negotiated\n"
+"	  set) is not in QEMU's migration stream, and nothing attaches on\n"
+"	  the destination, whose QEMU serves the port again from stale\n"
+"	  registers. Do not migrate a VM the tool serves.\n"
+"	- QMP polling: a newly negotiated set reaches the device at the\n"
+"	  next poll (-i); SMIs until then are unicast. Without --qmp the\n"
+"	  negotiation is not followed at all.\n"
+"	- Reset race: a reset reaches the device (ICH9SMI_RESET) only once\n"
+"	  the tool has read QEMU's RESET event; the rebooting guest runs\n"
+"	  with the old negotiated set until then. With -f the set stays.\n"
+"	- Without --qmp, smm=off is not detected (see above).\n"
+"\n"
 "EXIT STATUS\n"
 "	0 when PID exited or a signal ended the tool, 1 on any error, 2 on\n"
-"	a usage error.\n"
+"	a usage error, 3 when the VM has no SMM (QEMU's smm=off, smm=auto\n"
+"	without KVM_CAP_X86_SMM, or ICH9SMI_ATTACH failing with\n"
+"	EOPNOTSUPP).\n"
 "\n"
 "EXAMPLES\n"
 "	qemu-system-x86_64 -M q35,smm=on,accel=kvm -S \\\n"
@@ -165,6 +219,9 @@ struct options {
 	int interval_ms;
 	bool have_features;
 	bool have_host;
+	bool have_user;		/* --user: switch to uid and gid */
+	uid_t uid;
+	gid_t gid;
 	bool cont;
 	bool stats;
 	bool verbose;
@@ -262,6 +319,26 @@ static int parse_int(const char *arg, long min, long max, long *value)
 	return 0;
 }
 
+/* A user name, or a number, which is the gid too if no passwd has it. */
+static int parse_user(const char *arg, uid_t *uid, gid_t *gid)
+{
+	struct passwd *pw;
+	long value;
+
+	if (!parse_int(arg, 0, INT_MAX, &value)) {
+		pw = getpwuid(value);
+		*uid = value;
+		*gid = pw ? pw->pw_gid : (gid_t)value;
+		return 0;
+	}
+	pw = getpwnam(arg);
+	if (!pw)
+		return -ENOENT;
+	*uid = pw->pw_uid;
+	*gid = pw->pw_gid;
+	return 0;
+}
+
 static void parse_options(int argc, char **argv, struct options *opt)
 {
 	static const struct option longopts[] = {
@@ -272,6 +349,7 @@ static void parse_options(int argc, char **argv, struct options *opt)
 		{ "cont", no_argument, NULL, 'c' },
 		{ "interval", required_argument, NULL, 'i' },
 		{ "vm-fd", required_argument, NULL, 'd' },
+		{ "user", required_argument, NULL, 'u' },
 		{ "stats", no_argument, NULL, 's' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
@@ -281,7 +359,7 @@ static void parse_options(int argc, char **argv, struct options *opt)
 	int c;
 
 	*opt = (struct options){ .vm_fd = -1, .interval_ms = QMP_POLL_MS };
-	while ((c = getopt_long(argc, argv, "f:H:q:l:ci:d:svh", longopts,
+	while ((c = getopt_long(argc, argv, "f:H:q:l:ci:d:u:svh", longopts,
 				NULL)) != -1) {
 		switch (c) {
 		case 'f':
@@ -312,6 +390,11 @@ static void parse_options(int argc, char **argv, struct options *opt)
 			if (parse_int(optarg, 0, INT_MAX, &value))
 				usage_error("bad file descriptor number");
 			opt->vm_fd = value;
+			break;
+		case 'u':
+			if (parse_user(optarg, &opt->uid, &opt->gid))
+				usage_error("no such user");
+			opt->have_user = true;
 			break;
 		case 's':
 			opt->stats = true;
@@ -491,19 +574,28 @@ static int qmp_connect(struct qmp *q, const char *path)
 			   reply, sizeof(reply), NULL);
 }
 
-/* qom-get of a property that is a number or a bool. */
-static int qmp_qom_get(struct qmp *q, const char *path, const char *prop,
-		       uint64_t *value)
+/* qom-get: *value points to the property's JSON value in reply. */
+static int qmp_qom_get_json(struct qmp *q, const char *path, const char *prop,
+			    char *reply, size_t size, const char **value)
 {
-	char cmd[512], reply[256];
-	const char *p;
-	char *end;
-	int ret;
+	char cmd[512];
 
 	snprintf(cmd, sizeof(cmd),
 		 "{\"execute\": \"qom-get\", \"arguments\": {\"path\": \"%s\", \"property\": \"%s\"}}\n",
 		 path, prop);
-	ret = qmp_command(q, cmd, reply, sizeof(reply), &p);
+	return qmp_command(q, cmd, reply, size, value);
+}
+
+/* qom-get of a property that is a number or a bool. */
+static int qmp_qom_get(struct qmp *q, const char *path, const char *prop,
+		       uint64_t *value)
+{
+	char reply[256];
+	const char *p;
+	char *end;
+	int ret;
+
+	ret = qmp_qom_get_json(q, path, prop, reply, sizeof(reply), &p);
 	if (ret)
 		return ret;
 	if (!strncmp(p, "true", 4)) {
@@ -516,6 +608,28 @@ static int qmp_qom_get(struct qmp *q, const char *path, const char *prop,
 		if (errno || end == p)
 			return -EPROTO;
 	}
+	return 0;
+}
+
+/* qom-get of a string property without escapes, such as an enum's value. */
+static int qmp_qom_get_str(struct qmp *q, const char *path, const char *prop,
+			   char *buf, size_t size)
+{
+	char reply[256];
+	const char *p;
+	size_t len;
+	int ret;
+
+	ret = qmp_qom_get_json(q, path, prop, reply, sizeof(reply), &p);
+	if (ret)
+		return ret;
+	if (*p++ != '"')
+		return -EPROTO;
+	len = strcspn(p, "\"\\");
+	if (p[len] != '"' || len >= size)
+		return -EPROTO;
+	memcpy(buf, p, len);
+	buf[len] = '\0';
 	return 0;
 }
 
@@ -552,6 +666,71 @@ static int qmp_find_lpc(struct qmp *q, char *path, size_t size)
 	return 0;
 }
 
+/* --- SMM --- */
+
+/*
+ * Whether KVM offers SMM, which is what QEMU asks for smm=auto. QEMU asks
+ * its VM fd, but KVM answers every VM ioctl from a process other than the
+ * VM's creator with EIO, so this asks /dev/kvm. The two differ only for VMs
+ * with protected state (SEV-ES, SEV-SNP, TDX), which ICH9SMI_ATTACH
+ * refuses itself. 1 for yes, 0 for no, or -errno.
+ */
+static int kvm_has_smm(void)
+{
+	int fd, ret, err;
+
+	fd = open(KVM_DEV_PATH, O_RDWR | O_CLOEXEC);
+	if (fd < 0) {
+		err = errno;
+		complain("%s: %s", KVM_DEV_PATH, strerror(err));
+		return -err;
+	}
+	ret = ioctl(fd, KVM_CHECK_EXTENSION, KVM_CAP_X86_SMM);
+	if (ret < 0) {
+		ret = -errno;
+		complain("KVM_CHECK_EXTENSION(KVM_CAP_X86_SMM): %s",
+			 strerror(-ret));
+	}
+	close(fd);
+	return ret > 0 ? 1 : ret;
+}
+
+/*
+ * Whether QEMU's machine has SMM: without it the device would raise SMIs
+ * that the guest has no SMRAM and no handler for. QEMU's x86 machines say
+ * "on", "off" or "auto"; with "on" QEMU fails to start unless KVM has SMM,
+ * with "auto" it has SMM exactly when KVM offers it. 1 for yes, 0 for no
+ * (said why), or -errno.
+ */
+static int qmp_has_smm(struct qmp *q)
+{
+	char smm[16];
+	int ret;
+
+	ret = qmp_qom_get_str(q, MACHINE_PATH, MACHINE_SMM_PROP, smm,
+			      sizeof(smm));
+	if (ret) {
+		complain("cannot tell whether QEMU's machine has SMM (qom-get %s %s): %s",
+			 MACHINE_PATH, MACHINE_SMM_PROP, strerror(-ret));
+		return ret;
+	}
+	say("QEMU's machine has smm=%s", smm);
+	if (!strcmp(smm, "on"))
+		return 1;
+	if (!strcmp(smm, "off")) {
+		complain("QEMU runs with smm=off, the guest has no SMM: refusing");
+		return 0;
+	}
+	if (strcmp(smm, "auto")) {
+		complain("QEMU says smm=%s, not on, off or auto", smm);
+		return -EPROTO;
+	}
+	ret = kvm_has_smm();
+	if (!ret)
+		complain("QEMU runs with smm=auto, and KVM has no SMM: refusing");
+	return ret;
+}
+
 /* --- the device --- */
 
 struct device {
@@ -562,9 +741,12 @@ struct device {
 
 static int dev_ioctl(int fd, unsigned long cmd, void *arg, const char *name)
 {
+	int err;
+
 	if (ioctl(fd, cmd, arg) < 0) {
-		complain("%s: %s", name, strerror(errno));
-		return -errno;
+		err = errno;
+		complain("%s: %s", name, strerror(err));
+		return -err;
 	}
 	return 0;
 }
@@ -717,29 +899,40 @@ static int take_vm_fd(int pidfd, pid_t pid, int *target)
 	return fd;
 }
 
-/* Attach to the VM behind vm_fd and return the device fd. */
+/*
+ * Attach to the VM behind vm_fd and return the device fd, or -errno:
+ * -EOPNOTSUPP when the module finds that the VM has no SMM.
+ */
 static int attach(int vm_fd, uint64_t host)
 {
 	struct ich9smi_info info = { .size = sizeof(info) };
 	struct ich9smi_attach at = { .size = sizeof(at), .vm_fd = vm_fd };
-	int ctl, dev = -1;
+	int ctl, dev, err;
 
 	ctl = open(ICH9SMI_DEV_PATH, O_RDWR | O_CLOEXEC);
 	if (ctl < 0) {
-		complain("%s: %s", ICH9SMI_DEV_PATH, strerror(errno));
-		return -errno;
+		err = errno;
+		complain("%s: %s", ICH9SMI_DEV_PATH, strerror(err));
+		return -err;
 	}
-	if (dev_ioctl(ctl, ICH9SMI_INFO, &info, "ICH9SMI_INFO"))
+	dev = dev_ioctl(ctl, ICH9SMI_INFO, &info, "ICH9SMI_INFO");
+	if (dev)
 		goto close_ctl;
 	if (info.api_version < ICH9SMI_API_VERSION || (host & ~info.features)) {
 		complain("the module (API %u, features 0x%llx) cannot offer 0x%llx",
 			 info.api_version, (unsigned long long)info.features,
 			 (unsigned long long)host);
+		dev = -EINVAL;
 		goto close_ctl;
 	}
 	dev = ioctl(ctl, ICH9SMI_ATTACH, &at);
-	if (dev < 0)
-		complain("ICH9SMI_ATTACH: %s", strerror(errno));
+	if (dev < 0) {
+		dev = -errno;
+		if (dev == -EOPNOTSUPP)
+			complain("ICH9SMI_ATTACH: the VM has no SMM: refusing");
+		else
+			complain("ICH9SMI_ATTACH: %s", strerror(-dev));
+	}
 close_ctl:
 	close(ctl);
 	return dev;
@@ -791,6 +984,38 @@ static int qmp_features(struct qmp *q, const struct options *opt,
 	return 0;
 }
 
+/*
+ * With --qmp, before the attach: connect (the socket stays open for good,
+ * so nothing later needs the right to connect), refuse a machine without
+ * SMM, find the LPC bridge and read the features. 0, or an exit status.
+ */
+static int qmp_prepare(struct qmp *q, const struct options *opt, char *lpc,
+		       size_t size, uint64_t *host, uint64_t *negotiated)
+{
+	int ret;
+
+	ret = qmp_connect(q, opt->qmp_path);
+	if (ret) {
+		complain("qmp %s: %s", opt->qmp_path, strerror(-ret));
+		return 1;
+	}
+	ret = qmp_has_smm(q);
+	if (ret <= 0)
+		return ret ? 1 : EXIT_NO_SMM;
+	if (opt->lpc_path) {
+		snprintf(lpc, size, "%s", opt->lpc_path);
+	} else {
+		ret = qmp_find_lpc(q, lpc, size);
+		if (ret) {
+			complain("no %s under %s: %s", LPC_TYPE, LPC_PARENTS,
+				 strerror(-ret));
+			return 1;
+		}
+	}
+	say("LPC bridge %s", lpc);
+	return qmp_features(q, opt, lpc, host, negotiated) ? 1 : 0;
+}
+
 /* Follow QEMU: a reset, then whatever set the firmware negotiates. */
 static int qmp_follow(struct qmp *q, struct device *dev, const char *lpc)
 {
@@ -814,6 +1039,175 @@ static int qmp_follow(struct qmp *q, struct device *dev, const char *lpc)
 	if (ret)
 		return ret;
 	return dev_negotiate(dev, set);
+}
+
+/* --- privileges --- */
+
+/* The capability sets of this process, as capget(2) and capset(2) see them. */
+struct caps {
+	struct __user_cap_header_struct hdr;
+	struct __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3];
+};
+
+static int caps_get(struct caps *c)
+{
+	int err;
+
+	memset(c, 0, sizeof(*c));
+	c->hdr.version = _LINUX_CAPABILITY_VERSION_3;
+	if (syscall(SYS_capget, &c->hdr, c->data)) {
+		err = errno;
+		complain("capget: %s", strerror(err));
+		return -err;
+	}
+	return 0;
+}
+
+/* One of the sets, as a 64-bit mask, from its two 32-bit halves. */
+static uint64_t caps_mask(uint32_t low, uint32_t high)
+{
+	return (uint64_t)high << 32 | low;
+}
+
+/* The kernel's last capability: PR_CAPBSET_READ is EINVAL past it. */
+static int cap_last(void)
+{
+	int cap;
+
+	for (cap = 0; cap < 64; cap++)
+		if (prctl(PR_CAPBSET_READ, cap, 0, 0, 0) < 0)
+			break;
+	return cap - 1;
+}
+
+/*
+ * The bounding set caps what an execve() could ever gain. Dropping from
+ * it needs CAP_SETPCAP; a tool given only the rights it needs has none,
+ * and then no_new_privs alone keeps an execve() from gaining anything.
+ */
+static int drop_bounding_set(int last)
+{
+	int cap, err;
+
+	for (cap = 0; cap <= last; cap++) {
+		if (prctl(PR_CAPBSET_READ, cap, 0, 0, 0) != 1 ||
+		    !prctl(PR_CAPBSET_DROP, cap, 0, 0, 0))
+			continue;
+		err = errno;
+		complain("PR_CAPBSET_DROP(%d): %s", cap, strerror(err));
+		return -err;
+	}
+	return 0;
+}
+
+/* --user: no supplementary groups, the gid, then the uid, which ends root. */
+static int switch_user(uid_t uid, gid_t gid)
+{
+	int err;
+
+	if (setgroups(0, NULL) || setresgid(gid, gid, gid) ||
+	    setresuid(uid, uid, uid)) {
+		err = errno;
+		complain("switching to uid %u gid %u: %s", (unsigned int)uid,
+			 (unsigned int)gid, strerror(err));
+		return -err;
+	}
+	return 0;
+}
+
+/* What drop_privileges() did, read back from the kernel: -1 if not all. */
+static int check_dropped(const struct options *opt, int last, bool bounding)
+{
+	uint64_t ambient = 0, bset = 0, eff, perm, inh;
+	uid_t ruid, euid, suid;
+	gid_t rgid, egid, sgid;
+	struct caps c;
+	int cap, bad = 0;
+
+	if (caps_get(&c))
+		return -1;
+	eff = caps_mask(c.data[0].effective, c.data[1].effective);
+	perm = caps_mask(c.data[0].permitted, c.data[1].permitted);
+	inh = caps_mask(c.data[0].inheritable, c.data[1].inheritable);
+	if (eff || perm || inh) {
+		complain("capabilities left: effective 0x%llx permitted 0x%llx inheritable 0x%llx",
+			 (unsigned long long)eff, (unsigned long long)perm,
+			 (unsigned long long)inh);
+		bad = 1;
+	}
+	for (cap = 0; cap <= last; cap++) {
+		if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_IS_SET, cap, 0, 0))
+			ambient |= 1ULL << cap;
+		if (bounding && prctl(PR_CAPBSET_READ, cap, 0, 0, 0))
+			bset |= 1ULL << cap;
+	}
+	if (ambient || bset) {
+		complain("capabilities left: ambient 0x%llx bounding 0x%llx",
+			 (unsigned long long)ambient, (unsigned long long)bset);
+		bad = 1;
+	}
+	if (prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0) != 1 ||
+	    prctl(PR_GET_DUMPABLE, 0, 0, 0, 0) != 0) {
+		complain("no_new_privs not set or still dumpable");
+		bad = 1;
+	}
+	if (opt->have_user &&
+	    (getresuid(&ruid, &euid, &suid) || getresgid(&rgid, &egid, &sgid) ||
+	     ruid != opt->uid || euid != opt->uid || suid != opt->uid ||
+	     rgid != opt->gid || egid != opt->gid || sgid != opt->gid ||
+	     getgroups(0, NULL) != 0)) {
+		complain("still not uid %u gid %u without other groups",
+			 (unsigned int)opt->uid, (unsigned int)opt->gid);
+		bad = 1;
+	}
+	return bad ? -1 : 0;
+}
+
+/*
+ * Called once the device is attached. From then on the tool works only
+ * through the fds it holds (the device, the pidfd, the signalfd, the QMP
+ * socket, connected before, and stdout), and the device's ioctls check no
+ * privilege; what it still parses comes from QEMU, which runs the guest.
+ * So it keeps no capability, and non-dumpable, it cannot be ptraced for
+ * its device fd by the user it runs as. Any failure ends the tool, which
+ * detaches the device.
+ */
+static int drop_privileges(const struct options *opt)
+{
+	int last = cap_last();
+	bool setpcap;
+	struct caps c;
+
+	if (caps_get(&c))
+		return -1;
+	setpcap = caps_mask(c.data[0].effective, c.data[1].effective) & (1ULL << CAP_SETPCAP);
+	if (setpcap && drop_bounding_set(last))
+		return -1;
+	if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)) {
+		complain("PR_CAP_AMBIENT_CLEAR_ALL: %s", strerror(errno));
+		return -1;
+	}
+	if (opt->have_user && switch_user(opt->uid, opt->gid))
+		return -1;
+	memset(&c, 0, sizeof(c));
+	c.hdr.version = _LINUX_CAPABILITY_VERSION_3;
+	if (syscall(SYS_capset, &c.hdr, c.data)) {
+		complain("capset: %s", strerror(errno));
+		return -1;
+	}
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) ||
+	    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)) {
+		complain("prctl: %s", strerror(errno));
+		return -1;
+	}
+	if (check_dropped(opt, last, setpcap)) {
+		complain("could not drop every privilege; detaching");
+		return -1;
+	}
+	say("dropped every capability%s; uid %u gid %u",
+	    setpcap ? ", bounding set included" : "",
+	    (unsigned int)getuid(), (unsigned int)getgid());
+	return 0;
 }
 
 static int block_signals(void)
@@ -909,24 +1303,10 @@ int main(int argc, char **argv)
 	}
 	if (opt.qmp_path) {
 		q = &qmp_conn;
-		ret = qmp_connect(q, opt.qmp_path);
-		if (ret) {
-			complain("qmp %s: %s", opt.qmp_path, strerror(-ret));
-			return 1;
-		}
-		if (opt.lpc_path) {
-			snprintf(lpc, sizeof(lpc), "%s", opt.lpc_path);
-		} else {
-			ret = qmp_find_lpc(q, lpc, sizeof(lpc));
-			if (ret) {
-				complain("no %s under %s: %s", LPC_TYPE,
-					 LPC_PARENTS, strerror(-ret));
-				return 1;
-			}
-		}
-		say("LPC bridge %s", lpc);
-		if (qmp_features(q, &opt, lpc, &dev.host, &negotiated))
-			return 1;
+		ret = qmp_prepare(q, &opt, lpc, sizeof(lpc), &dev.host,
+				  &negotiated);
+		if (ret)
+			return ret;
 	}
 
 	vm_fd = take_vm_fd(pidfd, opt.pid, &opt.vm_fd);
@@ -935,7 +1315,9 @@ int main(int argc, char **argv)
 	dev.fd = attach(vm_fd, dev.host);
 	/* The device holds its own reference on the VM. */
 	close(vm_fd);
-	if (dev.fd < 0 || setup(&dev, negotiated))
+	if (dev.fd < 0)
+		return dev.fd == -EOPNOTSUPP ? EXIT_NO_SMM : 1;
+	if (drop_privileges(&opt) || setup(&dev, negotiated))
 		return 1;
 	features_str(dev.host, host_buf, sizeof(host_buf));
 	features_str(dev.negotiated, neg_buf, sizeof(neg_buf));

@@ -108,10 +108,18 @@ static int ich9smi_write(struct kvm_vcpu *vcpu, struct kvm_io_device *iodev,
 		return -EOPNOTSUPP;
 
 	spin_lock(&dev->lock);
-	for (i = 0; i < len; i++)
-		*ich9smi_reg(dev, addr + i) = bytes[i];
 	if (addr == ICH9SMI_APM_CNT_PORT)
 		action = ich9smi_cnt_action(dev, bytes[0]);
+	/*
+	 * An access is wholly ours or wholly the VMM's: one that exits is
+	 * neither stored nor acted on here, only counted. KVM may hand the
+	 * VMM a whole string when its first element exits, and drops the
+	 * rest of a string when a later element fails, so half-handling
+	 * one would lose or double writes.
+	 */
+	if (action != ICH9SMI_ACT_EXIT)
+		for (i = 0; i < len; i++)
+			*ich9smi_reg(dev, addr + i) = bytes[i];
 	if (action == ICH9SMI_ACT_BROADCAST)
 		nr_vcpus = atomic_read(&vcpu->kvm->online_vcpus);
 	ich9smi_count_locked(dev, action, nr_vcpus);
@@ -121,7 +129,7 @@ static int ich9smi_write(struct kvm_vcpu *vcpu, struct kvm_io_device *iodev,
 
 	switch (action) {
 	case ICH9SMI_ACT_EXIT:
-		/* Stored, and passed on to userspace as KVM_EXIT_IO. */
+		/* Passed on to userspace, untouched, as KVM_EXIT_IO. */
 		return -EOPNOTSUPP;
 	case ICH9SMI_ACT_UNICAST:
 	case ICH9SMI_ACT_BROADCAST:

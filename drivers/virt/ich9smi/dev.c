@@ -130,15 +130,20 @@ unlock:
 	return ret;
 }
 
-/* Off the bus first, so that a new device never meets this one there. */
+/*
+ * Off the bus first, so that a new device never meets this one there. A
+ * device whose attach failed was never plugged: its node is empty.
+ */
 static void ich9smi_dev_detach(struct ich9smi_dev *dev)
 {
 	ich9smi_debugfs_remove(dev);
 	ich9smi_dev_unplug(dev);
 
 	mutex_lock(&ich9smi_devices_lock);
-	list_del(&dev->node);
-	ich9smi_nr_devices--;
+	if (!list_empty(&dev->node)) {
+		list_del_init(&dev->node);
+		ich9smi_nr_devices--;
+	}
 	mutex_unlock(&ich9smi_devices_lock);
 
 	ich9smi_dev_put(dev);
@@ -432,8 +437,22 @@ static struct ich9smi_dev *ich9smi_dev_alloc(struct file *vm_file)
 }
 
 /*
+ * KVM reports no SMM for VMs whose state it cannot enter SMM with:
+ * SEV-ES, SEV-SNP and TDX guests. KVM_CHECK_EXTENSION on the VM fd would
+ * answer EIO to the attach tool, which holds the VM's fd in another
+ * process, so ask KVM directly.
+ */
+static bool ich9smi_vm_has_smm(struct kvm *kvm)
+{
+	return ich9smi_kvm(kvm_vm_ioctl_check_extension)(kvm,
+							 KVM_CAP_X86_SMM) > 0;
+}
+
+/*
  * Attach a device to the VM of @vm_file, a KVM VM file the caller holds,
- * and return the device's fd.
+ * and return the device's fd. The device goes on the bus last and its fd
+ * is installed after that, so a guest never meets a device that has no fd
+ * yet, and a failure leaves nothing behind.
  */
 int ich9smi_attach(struct file *vm_file)
 {
@@ -445,27 +464,34 @@ int ich9smi_attach(struct file *vm_file)
 	/* KVM refuses every ioctl of a VM it has killed; so do we. */
 	if (READ_ONCE(kvm->vm_dead))
 		return -EIO;
-
-	dev = ich9smi_dev_alloc(vm_file);
-	if (IS_ERR(dev))
-		return PTR_ERR(dev);
-
-	ret = ich9smi_dev_plug(dev);
-	if (ret) {
-		ich9smi_dev_put(dev);
-		return ret;
+	if (!ich9smi_vm_has_smm(kvm)) {
+		pr_info_ratelimited("pid %d: the VM has no SMM (KVM_CAP_X86_SMM is 0 for it)\n",
+				    task_pid_nr(current));
+		return -EOPNOTSUPP;
 	}
 
 	fd = get_unused_fd_flags(O_CLOEXEC);
-	if (fd < 0) {
-		ret = fd;
-		goto detach_dev;
+	if (fd < 0)
+		return fd;
+
+	dev = ich9smi_dev_alloc(vm_file);
+	if (IS_ERR(dev)) {
+		ret = PTR_ERR(dev);
+		goto put_fd;
 	}
 
+	/* From here the file owns the device: its release detaches it. */
 	file = anon_inode_getfile("ich9smi-dev", &ich9smi_dev_fops, dev,
 				  O_RDWR | O_CLOEXEC);
 	if (IS_ERR(file)) {
 		ret = PTR_ERR(file);
+		ich9smi_dev_put(dev);
+		goto put_fd;
+	}
+
+	ret = ich9smi_dev_plug(dev);
+	if (ret) {
+		fput(file);
 		goto put_fd;
 	}
 
@@ -475,7 +501,5 @@ int ich9smi_attach(struct file *vm_file)
 
 put_fd:
 	put_unused_fd(fd);
-detach_dev:
-	ich9smi_dev_detach(dev);
 	return ret;
 }

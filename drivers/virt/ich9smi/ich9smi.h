@@ -117,8 +117,8 @@ int ich9smi_copy_out(void __user *uarg, u32 usize, const void *karg,
 
 /*
  * The KVM functions the driver calls, which KVM exports to it:
- * file_is_kvm(), kvm_make_all_cpus_request(), kvm_io_bus_register_dev()
- * and kvm_io_bus_unregister_dev().
+ * file_is_kvm(), kvm_make_all_cpus_request(), kvm_io_bus_register_dev(),
+ * kvm_io_bus_unregister_dev() and kvm_vm_ioctl_check_extension().
  */
 #ifdef ICH9SMI_OOT
 /*
@@ -139,6 +139,8 @@ DECLARE_STATIC_CALL(ich9smi_kvm_make_all_cpus_request,
 DECLARE_STATIC_CALL(ich9smi_kvm_io_bus_register_dev, kvm_io_bus_register_dev);
 DECLARE_STATIC_CALL(ich9smi_kvm_io_bus_unregister_dev,
 		    kvm_io_bus_unregister_dev);
+DECLARE_STATIC_CALL(ich9smi_kvm_vm_ioctl_check_extension,
+		    kvm_vm_ioctl_check_extension);
 
 int ich9smi_symbols_init(void);
 void ich9smi_symbols_exit(void);

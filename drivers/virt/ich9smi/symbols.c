@@ -6,10 +6,10 @@
  * The module links to no KVM symbol. file_is_kvm() and
  * kvm_make_all_cpus_request() are taken with symbol_get(), which also pins
  * kvm.ko; from 6.18 KVM exports them to kvm-amd and kvm-intel only, which
- * modpost enforces but symbol_get() does not. kvm_io_bus_register_dev() and
- * kvm_io_bus_unregister_dev() are taken with symbol_get() where a kernel
- * carries the export patch, else found through kallsyms by a kprobe that is
- * registered only to read its address.
+ * modpost enforces but symbol_get() does not. kvm_io_bus_register_dev(),
+ * kvm_io_bus_unregister_dev() and kvm_vm_ioctl_check_extension() are taken
+ * with symbol_get() where a kernel carries the export patch, else found
+ * through kallsyms by a kprobe that is registered only to read its address.
  *
  * Each static call is then pointed at its function, and the kernel patches
  * every call site into a direct call (or jmp) to it: no pointer is called,
@@ -40,13 +40,16 @@ DEFINE_STATIC_CALL_NULL(ich9smi_kvm_io_bus_register_dev,
 			kvm_io_bus_register_dev);
 DEFINE_STATIC_CALL_NULL(ich9smi_kvm_io_bus_unregister_dev,
 			kvm_io_bus_unregister_dev);
+DEFINE_STATIC_CALL_NULL(ich9smi_kvm_vm_ioctl_check_extension,
+			kvm_vm_ioctl_check_extension);
 
 /**
  * struct ich9smi_kvm_fn - a KVM function called through a static call
  * @name: the function's name
  * @key: its static call
  * @tramp: the static call's trampoline
- * @bus: an I/O bus function, looked up through kallsyms when not exported
+ * @unexported: not exported by stock kernels, so looked up through
+ *	kallsyms when symbol_get() does not find it
  * @addr: where the function starts, found at load
  * @held: a symbol_get() reference is held on @name
  * @sites: the module's static call sites that call it
@@ -57,17 +60,17 @@ struct ich9smi_kvm_fn {
 	const char *name;
 	struct static_call_key *key;
 	void *tramp;
-	bool bus;
+	bool unexported;
 	void *addr;
 	bool held;
 	unsigned int sites;
 };
 
-#define ICH9SMI_KVM_FN(fn, is_bus) {					\
+#define ICH9SMI_KVM_FN(fn, stock_unexported) {				\
 	.name = #fn,							\
 	.key = &STATIC_CALL_KEY(ich9smi_##fn),				\
 	.tramp = STATIC_CALL_TRAMP_ADDR(ich9smi_##fn),			\
-	.bus = is_bus,							\
+	.unexported = stock_unexported,					\
 }
 
 static struct ich9smi_kvm_fn ich9smi_kvm_fns[] = {
@@ -75,6 +78,7 @@ static struct ich9smi_kvm_fn ich9smi_kvm_fns[] = {
 	ICH9SMI_KVM_FN(kvm_make_all_cpus_request, false),
 	ICH9SMI_KVM_FN(kvm_io_bus_register_dev, true),
 	ICH9SMI_KVM_FN(kvm_io_bus_unregister_dev, true),
+	ICH9SMI_KVM_FN(kvm_vm_ioctl_check_extension, true),
 };
 
 #define ICH9SMI_KVM_FNS_END	(ich9smi_kvm_fns + ARRAY_SIZE(ich9smi_kvm_fns))
@@ -131,10 +135,16 @@ static bool ich9smi_endbr_sealed(const void *addr)
 #endif
 
 #ifdef CONFIG_KPROBES
-/* @name's address by kallsyms, through a kprobe that never fires. */
+/*
+ * @name's address by kallsyms, through a kprobe registered disabled: it is
+ * never armed, so it never fires.
+ */
 static int ich9smi_kallsyms_lookup(const char *name, void **addr)
 {
-	struct kprobe kp = { .symbol_name = name };
+	struct kprobe kp = {
+		.symbol_name = name,
+		.flags = KPROBE_FLAG_DISABLED,
+	};
 	int ret;
 
 	ret = register_kprobe(&kp);
@@ -181,7 +191,7 @@ static int ich9smi_not_exported(const char *name)
 	return -EPERM;
 }
 
-static int ich9smi_lookup_bus(struct ich9smi_kvm_fn *fn)
+static int ich9smi_lookup_unexported(struct ich9smi_kvm_fn *fn)
 {
 	int ret;
 
@@ -203,19 +213,19 @@ static int ich9smi_resolve(void)
 	for (fn = ich9smi_kvm_fns; fn < ICH9SMI_KVM_FNS_END; fn++) {
 		fn->addr = __symbol_get(fn->name);
 		fn->held = !!fn->addr;
-		if (!fn->held && !fn->bus)
+		if (!fn->held && !fn->unexported)
 			return ich9smi_not_exported(fn->name);
 		exported &= fn->held;
 	}
 
 	ich9smi_resolved_by = ICH9SMI_RESOLVE_SYMBOL_GET;
 	if (!exported) {
-		/* A kernel exports both bus functions or neither. */
+		/* A kernel exports all of them (the export patch) or none. */
 		for (fn = ich9smi_kvm_fns; fn < ICH9SMI_KVM_FNS_END; fn++) {
-			if (!fn->bus)
+			if (!fn->unexported)
 				continue;
 			ich9smi_put(fn);
-			ret = ich9smi_lookup_bus(fn);
+			ret = ich9smi_lookup_unexported(fn);
 			if (ret)
 				return ret;
 		}

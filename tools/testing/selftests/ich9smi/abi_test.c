@@ -22,6 +22,12 @@
 #define F_HP	ICH9SMI_F_CPU_HOTPLUG
 #define F_HU	ICH9SMI_F_CPU_HOT_UNPLUG
 
+/* From Linux 6.10's <linux/kvm.h>: the VM types KVM_CREATE_VM takes. */
+#ifndef KVM_CAP_VM_TYPES
+#define KVM_CAP_VM_TYPES	235
+#endif
+#define MAX_VM_TYPES		32
+
 FIXTURE(ich9smi) {
 	int kvm_fd;
 	int ctl_fd;
@@ -220,6 +226,55 @@ TEST_F(ich9smi, attach_errors)
 	EXPECT_LE(0, dev2);
 	close(dev2);
 	close(vm2);
+}
+
+/*
+ * A VM without SMM (KVM_CAP_X86_SMM is 0 for it: SEV-ES, SEV-SNP, TDX) is
+ * refused with EOPNOTSUPP; every other VM is accepted. Each VM type this
+ * host can create is tried; a test machine without protected guests has
+ * only SMM-capable ones. The answer must not depend on the caller's mm, as
+ * KVM's own VM ioctls do: a child process attaches the parent's VM too.
+ */
+TEST_F(ich9smi, vm_without_smm)
+{
+	int types, type, vm, smm, dev, pid, status, tried = 0;
+
+	types = ich9smi_ioctl(self->kvm_fd, KVM_CHECK_EXTENSION,
+			      (void *)KVM_CAP_VM_TYPES);
+	if (types <= 0)
+		types = 1;	/* before 6.10: the default type only */
+	for (type = 0; type < MAX_VM_TYPES; type++) {
+		if (!(types & (1 << type)))
+			continue;
+		vm = ich9smi_ioctl(self->kvm_fd, KVM_CREATE_VM,
+				   (void *)(long)type);
+		if (vm < 0) {
+			TH_LOG("VM type %d: KVM_CREATE_VM: %s", type,
+			       strerror(-vm));
+			continue;
+		}
+		smm = ich9smi_ioctl(vm, KVM_CHECK_EXTENSION,
+				    (void *)KVM_CAP_X86_SMM);
+		dev = ich9smi_attach_vm(self->ctl_fd, vm);
+		TH_LOG("VM type %d: KVM_CAP_X86_SMM %d, ATTACH %d", type, smm,
+		       dev);
+		EXPECT_EQ(smm > 0 ? 0 : -EOPNOTSUPP, dev < 0 ? dev : 0);
+		if (dev >= 0)
+			close(dev);
+		close(vm);
+		tried++;
+	}
+	EXPECT_LT(0, tried);
+
+	vm = ich9smi_create_vm(self->kvm_fd);
+	ASSERT_LE(0, vm);
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (!pid)
+		_exit(ich9smi_attach_vm(self->ctl_fd, vm) >= 0 ? 0 : 1);
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	EXPECT_TRUE(WIFEXITED(status) && !WEXITSTATUS(status));
+	close(vm);
 }
 
 TEST_F(ich9smi, default_state)

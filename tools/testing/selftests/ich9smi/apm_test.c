@@ -222,8 +222,9 @@ TEST_F(apm, exit_set)
 	EXPECT_EQ(ICH9SMI_APM_ACPI_ENABLE,
 		  vcpu_run_out(vcpu, ICH9SMI_APM_CNT_PORT));
 	EXPECT_EQ(0, vcpu_sync(vcpu));
+	/* The write was wholly the VMM's: the device did not store it. */
 	ASSERT_EQ(0, ich9smi_get_state(self->dev_fd, &state));
-	EXPECT_EQ(ICH9SMI_APM_ACPI_ENABLE, state.apm_cnt);
+	EXPECT_EQ(0, state.apm_cnt);
 
 	/* Without 2 in the set, the same write raises an SMI in kernel. */
 	ASSERT_EQ(0, ich9smi_set_exit_set(self->dev_fd, no_exits));
@@ -240,6 +241,65 @@ TEST_F(apm, exit_set)
 	EXPECT_EQ(3, st.cnt_writes);
 	EXPECT_EQ(2, st.exits_to_vmm);
 	EXPECT_EQ(1, st.smis_unicast + st.smis_broadcast);
+}
+
+/*
+ * String I/O over APM_CNT: every element of REP OUTSB is wholly the
+ * device's or wholly the VMM's. The exit-set values, and only they, reach
+ * the VMM, one each and in order; the others raise an SMI each and are
+ * stored; REP INSB then reads the last value the device stored.
+ */
+TEST_F(apm, string_io)
+{
+	static const u8 out[] = {
+		CMD_SMI, ICH9SMI_APM_ACPI_ENABLE, CMD_SMI + 1,
+		ICH9SMI_APM_ACPI_DISABLE, ICH9SMI_APM_ACPI_DISABLE,
+		CMD_SMI + 2, ICH9SMI_APM_ACPI_ENABLE,
+	};
+	const unsigned int len = sizeof(out), smis = 3, exits = 4;
+	struct vcpu *vcpu = &self->vm->vcpus[0];
+	struct kvm_run *run = vcpu->run;
+	struct ich9smi_state state;
+	struct ich9smi_stats st;
+	u8 seen[STRING_MAX], *in;
+	unsigned int nr_seen = 0, i;
+	int reason;
+
+	memcpy(vm_mem(self->vm, STRING_OUT), out, len);
+	in = vm_mem(self->vm, STRING_IN);
+	memset(in, 0xff, len);
+	vcpu_start(vcpu, guest_apm_string, len);
+	for (;;) {
+		reason = vcpu_run(vcpu);
+		ASSERT_EQ(KVM_EXIT_IO, reason);
+		ASSERT_EQ(KVM_EXIT_IO_OUT, run->io.direction);
+		if (run->io.port == GUEST_SYNC_PORT)
+			break;
+		ASSERT_EQ(ICH9SMI_APM_CNT_PORT, run->io.port);
+		ASSERT_EQ(1, run->io.size);
+		ASSERT_GE(STRING_MAX - nr_seen, run->io.count);
+		memcpy(seen + nr_seen, vcpu_io_data(vcpu), run->io.count);
+		nr_seen += run->io.count;
+	}
+	/* The sync: the writer's SMM entries. */
+	EXPECT_EQ(smis, *(u32 *)vcpu_io_data(vcpu));
+
+	ASSERT_EQ(exits, nr_seen);
+	EXPECT_EQ(ICH9SMI_APM_ACPI_ENABLE, seen[0]);
+	EXPECT_EQ(ICH9SMI_APM_ACPI_DISABLE, seen[1]);
+	EXPECT_EQ(ICH9SMI_APM_ACPI_DISABLE, seen[2]);
+	EXPECT_EQ(ICH9SMI_APM_ACPI_ENABLE, seen[3]);
+	for (i = 0; i < len; i++)
+		EXPECT_EQ(CMD_SMI + 2, in[i]);
+
+	ASSERT_EQ(0, ich9smi_get_state(self->dev_fd, &state));
+	EXPECT_EQ(CMD_SMI + 2, state.apm_cnt);
+	ASSERT_EQ(0, ich9smi_get_stats(self->dev_fd, &st, 0));
+	EXPECT_EQ(len, st.cnt_writes);
+	EXPECT_EQ(exits, st.exits_to_vmm);
+	EXPECT_EQ(smis, st.smis_unicast + st.smis_broadcast);
+	EXPECT_EQ(len, st.reads);
+	EXPECT_EQ(0, st.sts_writes + st.smis_suppressed);
 }
 
 /* Reads of 0xB2/0xB3, byte and 16-bit, and a 16-bit write, in kernel. */

@@ -6,8 +6,9 @@
  * process, takes the VM fd with pidfd_getfd() and attaches ich9smi: the
  * exits must stop while the guest keeps entering SMM, and the statistics the
  * tool prints must account for every SMM entry the VMM did not raise.
+ * A fake QMP monitor checks that the tool refuses a QEMU with smm=off.
  *
- * ICH9SMI_ATTACH_TOOL names the tool; the test skips without it.
+ * ICH9SMI_ATTACH_TOOL names the tool; the tests skip without it.
  */
 #include <errno.h>
 #include <stddef.h>
@@ -19,7 +20,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <sys/time.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -39,6 +42,10 @@
 #define LINE_MAX_LEN		512
 
 #define TOOL_PREFIX		"ich9smi-attach: "
+/* The tool's exit status when the VM has no SMM. */
+#define TOOL_EXIT_NO_SMM	3
+#define QMP_ERROR \
+	"{\"error\": {\"class\": \"GenericError\", \"desc\": \"not faked\"}}\r\n"
 
 static const uint8_t out_apm_cnt[] = { 0xe6, APM_CNT_PORT };	/* outb %al */
 static const uint8_t hlt_hlt[] = { 0xf4, 0xf4 };
@@ -404,6 +411,90 @@ TEST_F_TIMEOUT(attach, exits_stop, 180)
 	ASSERT_STREQ(TOOL_PREFIX "detached", line);
 	ASSERT_EQ(0, wait_exit(self->tool_run.pid));
 	self->tool_run.pid = 0;
+}
+
+/* --- a fake QEMU monitor: the tool must ask it about SMM --- */
+
+/*
+ * Answer QMP on @lfd as a QEMU with -M smm=@smm would: the greeting,
+ * qmp_capabilities and "qom-get /machine smm"; an error for anything else.
+ */
+static void __noreturn fake_qmp(int lfd, const char *smm)
+{
+	struct child c = { .out = accept(lfd, NULL, NULL) };
+	char line[LINE_MAX_LEN];
+	int fd = c.out;
+
+	if (fd < 0)
+		_exit(1);
+	dprintf(fd, "{\"QMP\": {\"version\": {}, \"capabilities\": []}}\r\n");
+	while (read_line(&c, line, 30000)) {
+		if (strstr(line, "\"qmp_capabilities\""))
+			dprintf(fd, "{\"return\": {}}\r\n");
+		else if (strstr(line, "\"qom-get\"") &&
+			 strstr(line, "\"/machine\"") && strstr(line, "\"smm\""))
+			dprintf(fd, "{\"return\": \"%s\"}\r\n", smm);
+		else
+			dprintf(fd, "%s", QMP_ERROR);
+	}
+	_exit(0);
+}
+
+/*
+ * Run the tool with --qmp against fake_qmp(smm), PID the fake's own (it has
+ * no VM, so a tool that gets past the SMM check fails later, with 1).
+ * The tool's exit status, or -1.
+ */
+static int attach_fake_qemu(const char *tool, const char *smm)
+{
+	struct sockaddr_un addr = { .sun_family = AF_UNIX };
+	char dir[] = "/tmp/attach_test.XXXXXX", pid[16];
+	char *argv[5];
+	struct child tool_run;
+	int lfd, status = -1;
+	pid_t qemu = -1;
+
+	if (!mkdtemp(dir))
+		return -1;
+	snprintf(addr.sun_path, sizeof(addr.sun_path), "%s/qmp", dir);
+	lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (lfd < 0 || bind(lfd, (struct sockaddr *)&addr, sizeof(addr)) ||
+	    listen(lfd, 1))
+		goto out;
+	qemu = fork();
+	if (!qemu)
+		fake_qmp(lfd, smm);
+	snprintf(pid, sizeof(pid), "%d", qemu);
+	argv[0] = (char *)tool;
+	argv[1] = "--qmp";
+	argv[2] = addr.sun_path;
+	argv[3] = pid;
+	argv[4] = NULL;
+	if (qemu > 0 && start_child(&tool_run, NULL, argv) > 0) {
+		status = wait_exit(tool_run.pid);
+		close(tool_run.out);
+	}
+out:
+	if (qemu > 0) {
+		kill(qemu, SIGKILL);
+		wait_exit(qemu);
+	}
+	if (lfd >= 0)
+		close(lfd);
+	unlink(addr.sun_path);
+	rmdir(dir);
+	return status;
+}
+
+TEST(refuses_smm_off)
+{
+	const char *tool = getenv("ICH9SMI_ATTACH_TOOL");
+
+	if (!tool || access(tool, X_OK))
+		SKIP(return, "ICH9SMI_ATTACH_TOOL names no program");
+	EXPECT_EQ(TOOL_EXIT_NO_SMM, attach_fake_qemu(tool, "off"));
+	/* smm=on passes the check; the fake then has no LPC bridge. */
+	EXPECT_EQ(1, attach_fake_qemu(tool, "on"));
 }
 
 TEST_HARNESS_MAIN

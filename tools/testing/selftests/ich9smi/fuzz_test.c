@@ -745,14 +745,15 @@ static bool model_access(struct model *m, const struct access *a,
 		m->stats.sts_writes++;
 		return false;
 	}
-	m->apm_cnt = v;
-	if (a->width == 2)
-		m->apm_sts = a->value >> 8;
 	m->stats.cnt_writes++;
 	if (in_exit_set(m, v)) {
+		/* Wholly the VMM's: neither byte is stored. */
 		m->stats.exits_to_vmm++;
 		return true;
 	}
+	m->apm_cnt = v;
+	if (a->width == 2)
+		m->apm_sts = a->value >> 8;
 	if (!(m->smi_en & ICH9SMI_SMI_EN_APMC_EN)) {
 		m->stats.smis_suppressed++;
 		return false;

@@ -21,7 +21,7 @@
 	.globl	guest_apm_smi, guest_halt
 	.globl	guest_apm_loop, guest_apm_rw, guest_apm_storm
 	.globl	guest_bench, guest_bench_ap
-	.globl	guest_apm_storm_count, guest_port_fuzz
+	.globl	guest_apm_storm_count, guest_port_fuzz, guest_apm_string
 guest_code:
 
 /*
@@ -74,6 +74,24 @@ guest_apm_rw:
 	sync
 	movw	%cx, %ax
 	outw	%ax, $APM_CNT_PORT
+	movl	(%ebx), %eax
+	sync
+	jmp	guest_halt
+
+/*
+ * %cx bytes from STRING_OUT to APM_CNT with one REP OUTSB, then %cx bytes
+ * of APM_CNT into STRING_IN with one REP INSB; report the SMM entry count
+ * and halt.
+ */
+guest_apm_string:
+	cld
+	movw	%cx, %bp
+	movw	$APM_CNT_PORT, %dx
+	movw	$STRING_OUT, %si
+	rep outsb
+	movw	%bp, %cx
+	movw	$STRING_IN, %di
+	rep insb
 	movl	(%ebx), %eax
 	sync
 	jmp	guest_halt

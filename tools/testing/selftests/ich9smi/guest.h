@@ -99,6 +99,15 @@
 /* Real mode addresses 64 KiB; the table ends there. */
 #define FUZZ_MAX_ENTRIES	((0x10000 - FUZZ_TABLE) / FUZZ_ENTRY_SIZE)
 
+/*
+ * apm_test's string I/O: STRING_LEN bytes from STRING_OUT go to APM_CNT
+ * with one REP OUTSB, then as many come back into STRING_IN with one REP
+ * INSB.
+ */
+#define STRING_OUT		0x3900
+#define STRING_IN		0x3a00
+#define STRING_MAX		0x100
+
 /* The ICH9 APM ports (ICH9SMI_APM_*_PORT), for the assembler. */
 #define APM_CNT_PORT		0xb2
 #define APM_STS_PORT		0xb3

@@ -35,6 +35,7 @@ static const char * const kvm_fns[] = {
 	"kvm_make_all_cpus_request",
 	"kvm_io_bus_register_dev",
 	"kvm_io_bus_unregister_dev",
+	"kvm_vm_ioctl_check_extension",
 };
 
 #define NR_FNS	ARRAY_SIZE(kvm_fns)

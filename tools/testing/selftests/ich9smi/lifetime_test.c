@@ -5,7 +5,8 @@
  * two racing threads; a VMM killed with SIGKILL. Throughout, another thread
  * tries to unload the module, which must fail with EWOULDBLOCK for as long
  * as anything of it is open. Afterwards no device is left: ICH9SMI_INFO and
- * debugfs both count 0.
+ * debugfs both count 0. An attach that fails leaves no trace, not even
+ * for a moment.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -14,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -28,6 +30,8 @@
 #define KILL_ROUNDS		4
 #define ATTACHES		50	/* per attacher thread */
 #define ATTACH_TRIES		100000
+#define FAILING_ATTACH_WRITES	1000	/* guest writes while attaches fail */
+#define FD_FILL_LIMIT		256
 
 /* Tries delete_module() until stopped; every try must be refused. */
 struct unloader {
@@ -433,6 +437,72 @@ TEST(attach_detach_running)
 	EXPECT_TRUE(vmm_serves(&apm_exits, &seen));
 	EXPECT_EQ(0, instances(_metadata));
 	stop_storm(_metadata, vm);
+	vm_destroy(vm);
+	close(ctl_fd);
+}
+
+/*
+ * An attach that fails never shows the device to the guest: with no free
+ * fd (EMFILE) every APM_CNT write of a storm still exits to the VMM, so the
+ * guest's own count of its writes equals the VMM's count of exits. A
+ * device put on the bus before its fd existed would take some of them.
+ */
+TEST(failed_attach_leaves_no_trace)
+{
+	struct rlimit old, tight = { .rlim_cur = FD_FILL_LIMIT };
+	u64 apm_exits = 0, seen = 0;
+	unsigned int tries = 0, failed = 0, nr_fill = 0;
+	int fill[FD_FILL_LIMIT];
+	u32 before, writes;
+	struct vcpu *vcpu;
+	struct vm *vm;
+	int ctl_fd, fd;
+
+	if (skip_reason(_metadata))
+		return;
+	vm = vm_create(1, 0);
+	vcpu = &vm->vcpus[0];
+	ctl_fd = ich9smi_open();
+	ASSERT_LE(0, ctl_fd);
+	vcpu->handle_exit = count_apm_exit;
+	vcpu->priv = &apm_exits;
+	vcpu_start(vcpu, guest_apm_storm_count, CMD_SMI);
+	vcpu_thread_start(vcpu);
+	ASSERT_TRUE(vmm_serves(&apm_exits, &seen));
+
+	/* Use up every fd below a low limit. */
+	ASSERT_EQ(0, getrlimit(RLIMIT_NOFILE, &old));
+	tight.rlim_max = old.rlim_max;
+	ASSERT_EQ(0, setrlimit(RLIMIT_NOFILE, &tight));
+	while ((fd = dup(ctl_fd)) >= 0)
+		fill[nr_fill++] = fd;
+	ASSERT_EQ(EMFILE, errno);
+
+	before = vm_read32(vm, STORM_WRITES(0));
+	for (writes = 0; tries < ATTACH_TRIES && writes < FAILING_ATTACH_WRITES;
+	     tries++) {
+		failed += ich9smi_attach_vm(ctl_fd, vm->fd) == -EMFILE;
+		writes = vm_read32(vm, STORM_WRITES(0)) - before;
+	}
+
+	while (nr_fill)
+		close(fill[--nr_fill]);
+	ASSERT_EQ(0, setrlimit(RLIMIT_NOFILE, &old));
+	vm_write32(vm, STORM_STOP, 1);
+	EXPECT_EQ(KVM_EXIT_IO, vcpu_thread_wait(vcpu, WAIT_MS));
+	TH_LOG("%u attaches failed (EMFILE) over %u guest writes", failed,
+	       writes);
+	TH_LOG("%u guest writes and %llu exits in all",
+	       vm_read32(vm, STORM_WRITES(0)), (unsigned long long)apm_exits);
+	EXPECT_EQ(tries, failed);
+	EXPECT_LT(0, writes);
+	EXPECT_EQ(vm_read32(vm, STORM_WRITES(0)), apm_exits);
+	EXPECT_EQ(0, instances(_metadata));
+
+	/* And the next attach, with fds to spare, works. */
+	fd = ich9smi_attach_vm(ctl_fd, vm->fd);
+	EXPECT_LE(0, fd);
+	close(fd);
 	vm_destroy(vm);
 	close(ctl_fd);
 }

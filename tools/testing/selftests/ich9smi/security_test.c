@@ -1,7 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * The security model of Documentation/virt/ich9smi.rst, section 10:
- * /dev/ich9smi is root's (mode 0600); file descriptors carry the rights, so
+ * /dev/ich9smi is root's (mode 0600) as the module creates it, and group
+ * kvm's too (0660) where udev applies packaging/60-ich9smi.rules, as for
+ * /dev/kvm. The test checks the policy in force: ICH9SMI_NODE_POLICY
+ * ("module" or "udev") names it, else a running udev with the rule
+ * installed means "udev". File descriptors carry the rights, so
  * a process that holds the control fd and a VM's fd (inherited, or passed
  * with SCM_RIGHTS) can attach after dropping every privilege, while one
  * that holds only the control fd cannot reach a VM it has no fd for; the
@@ -14,6 +18,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -26,6 +31,7 @@
 #include "vm.h"
 
 #define NOBODY			65534
+#define RULE			"60-ich9smi.rules"
 #define DEBUGFS_INSTANCES	"/sys/kernel/debug/ich9smi/instances"
 #define CMD_SMI			0x42
 #define WRITES			3
@@ -120,16 +126,106 @@ FIXTURE_TEARDOWN(security)
 		close(self->kvm_fd);
 }
 
-/* Root only, by default. */
+/* Whether udev runs with the rule installed in one of its rule folders. */
+static bool udev_rule_installed(void)
+{
+	static const char * const dirs[] = {
+		"/etc/udev/rules.d", "/run/udev/rules.d",
+		"/usr/lib/udev/rules.d", "/lib/udev/rules.d",
+	};
+	char path[128];
+	unsigned int i;
+
+	if (access("/run/udev/control", F_OK))
+		return false;
+	for (i = 0; i < ARRAY_SIZE(dirs); i++) {
+		snprintf(path, sizeof(path), "%s/%s", dirs[i], RULE);
+		if (!access(path, R_OK))
+			return true;
+	}
+	return false;
+}
+
+/* True when the udev rule's policy is in force, false for the module's. */
+static bool udev_policy(struct __test_metadata *_metadata)
+{
+	const char *policy = getenv("ICH9SMI_NODE_POLICY");
+
+	if (!policy)
+		return udev_rule_installed();
+	if (strcmp(policy, "udev") && strcmp(policy, "module"))
+		ksft_exit_fail_msg("ICH9SMI_NODE_POLICY=%s: not udev or module\n",
+				   policy);
+	EXPECT_EQ(!strcmp(policy, "udev"), udev_rule_installed());
+	return !strcmp(policy, "udev");
+}
+
+/* The kvm group's id, or -1 where there is none. */
+static gid_t kvm_gid(void)
+{
+	struct group *gr = getgrnam("kvm");
+
+	return gr ? gr->gr_gid : (gid_t)-1;
+}
+
+/* Root only as the module makes it; root and group kvm under the rule. */
 TEST_F(security, device_node_mode)
 {
+	bool udev = udev_policy(_metadata);
 	struct stat st;
 
+	TH_LOG("policy in force: %s", udev ? "udev rule" : "module");
 	ASSERT_EQ(0, stat(ICH9SMI_DEV_PATH, &st));
 	EXPECT_TRUE(S_ISCHR(st.st_mode));
-	EXPECT_EQ(0600, st.st_mode & 07777);
 	EXPECT_EQ(0, st.st_uid);
-	EXPECT_EQ(0, st.st_gid);
+	if (udev) {
+		ASSERT_NE((gid_t)-1, kvm_gid());
+		EXPECT_EQ(0660, st.st_mode & 07777);
+		EXPECT_EQ(kvm_gid(), st.st_gid);
+	} else {
+		EXPECT_EQ(0600, st.st_mode & 07777);
+		EXPECT_EQ(0, st.st_gid);
+	}
+}
+
+/*
+ * A member of group kvm, otherwise nobody, opens the node under the rule
+ * and attaches a VM whose fd it inherited; without the rule it cannot
+ * open the node.
+ */
+TEST_F(security, kvm_group_member)
+{
+	bool udev = udev_policy(_metadata);
+	gid_t gid = kvm_gid();
+	int vm_fd, dev_fd, ctl_fd, status;
+	pid_t pid;
+
+	if (gid == (gid_t)-1) {
+		ASSERT_FALSE(udev);
+		SKIP(return, "no group kvm on this system");
+	}
+	vm_fd = ich9smi_create_vm(self->kvm_fd);
+	ASSERT_LE(0, vm_fd);
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (!pid) {
+		if (setgroups(1, &gid) || setgid(NOBODY) || setuid(NOBODY))
+			_exit(KSFT_FAIL);
+		ctl_fd = open(ICH9SMI_DEV_PATH, O_RDWR | O_CLOEXEC);
+		if (!udev) {
+			EXPECT_EQ(-1, ctl_fd);
+			EXPECT_EQ(EACCES, errno);
+			_exit(0);
+		}
+		EXPECT_LE(0, ctl_fd);
+		dev_fd = ich9smi_attach_vm(ctl_fd, vm_fd);
+		EXPECT_LE(0, dev_fd);
+		_exit(0);
+	}
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	EXPECT_TRUE(WIFEXITED(status));
+	EXPECT_EQ(0, WEXITSTATUS(status));
+	close(vm_fd);
 }
 
 static void nothing(struct __test_metadata *_metadata, void *arg)

@@ -24,6 +24,7 @@ extern const uint8_t smm_count[], smm_count_end[];
 extern const uint8_t smm_count_sync[], smm_count_sync_end[];
 extern const uint8_t guest_bench[], guest_bench_ap[];
 extern const uint8_t guest_apm_storm_count[], guest_port_fuzz[];
+extern const uint8_t guest_apm_string[];
 extern const uint8_t smm_bench[], smm_bench_end[];
 
 struct vm;
