@@ -12,7 +12,11 @@
 #        in a guest; on the 7.x kernel the upstream series applied to its
 #        linux-source and built there (scripts/intree.sh), and a guest
 #        running Debian's kernel with that KVM and both builds of the
-#        module. At the end: the host's /boot and kernel images unchanged.
+#        module. Beside the guests, on the second core: the debug kernel
+#        (scripts/debug-kernel.sh: KASAN, lockdep, UBSAN, kmemleak, fault
+#        injection), built once and cached, and every selftest, with
+#        fail_nth_test, in a guest of it; ICH9SMI_CHECK_DEBUG=0 leaves it
+#        out. At the end: the host's /boot and kernel images unchanged.
 # demo:  build, then run the demo job in the same guests, console shown.
 #
 # Both print timings, a summary per kernel and, last, one line
@@ -257,7 +261,7 @@ report() {
 	msg ""
 	msg "== timings (seconds)"
 	awk -F'\t' '{ printf "   %-40s %7.1f\n", $1, $2 }' "$ICH9SMI_TIMES"
-	for kver in "${kernels[@]}"; do
+	for kver in "${kernels[@]}" ${debug_kver:-}; do
 		msg "== $kver: $(summary "$kver: ")"
 	done
 	summary
@@ -265,6 +269,7 @@ report() {
 }
 
 kernels=()
+debug_kver=
 start=$EPOCHREALTIME
 host_state >"$logs/host.before"
 if ! install_all; then
@@ -348,6 +353,23 @@ if [ "$mode" = check ]; then
 	fi
 fi
 
+# The debug kernel's lane: build (niced, cached), then its guest, while the
+# guests below run; its output is kept until they are done.
+debug_lane() {
+	timed "debug kernel: build" \
+		judged "debug kernel: build" "$scripts/debug-kernel.sh" build
+	[ -f "$ICH9SMI_CACHE/debug/built" ] || return 0
+	timed "debug kernel: guest run" \
+		judged "debug kernel: guest run" "$scripts/debug-kernel.sh" guest
+}
+
+debug_side=
+if [ "$mode" = check ] && [ "${ICH9SMI_CHECK_DEBUG:-1}" != 0 ] &&
+   [ ${#built[@]} -ne 0 ]; then
+	debug_lane >"$logs/debug.out" 2>&1 &
+	debug_side=$!
+fi
+
 [ "$mode" = check ] || export ICH9SMI_VERBOSE=1
 for kver in "${kernels[@]}"; do
 	if [[ " ${built[*]} " != *" $kver "* ]]; then
@@ -375,6 +397,11 @@ for series in ${ICH9SMI_CHECK_E2E-6.12}; do
 			"$scripts/vm.sh" "$kver" e2e
 	done
 done
+if [ -n "$debug_side" ]; then
+	wait "$debug_side" || true
+	cat "$logs/debug.out"
+	debug_kver=$(cat "$ICH9SMI_CACHE/debug/release" 2>/dev/null || true)
+fi
 check_host_unchanged
 timing "total" "$(since "$start")"
 report

@@ -380,7 +380,7 @@ elif [ "$job" = intree ]; then
 	run_intree
 elif load_kvm && load_module; then
 	case $job in
-	check)
+	check | debug)
 		run_check
 		check_resolution KALLSYMS
 		check_direct_calls
