@@ -186,30 +186,27 @@ run_e2e() {
 	fi
 }
 
-# How the module reaches KVM's I/O bus (ICH9SMI_RESOLVE_*) is checked twice:
-# in the line it prints at load, and in what ICH9SMI_INFO reports, which
-# abi_test's info test logs.
-
-# The number of a resolution name (LINKED, SYMBOL_GET, KALLSYMS).
-resolution_number() {
-	sed -n "s/^[[:space:]]*ICH9SMI_RESOLVE_$1 = \([0-9]*\),\$/\1/p" \
-		"$(dirname -- "$0")/../include/uapi/linux/ich9smi.h"
-}
+# How the module reaches KVM's functions (LINKED, SYMBOL_GET, KALLSYMS) is
+# checked twice: in the line it prints at load, and in its debugfs file,
+# which only the out-of-tree build has.
 
 # How many lines the kernel log has, to look only at those after them.
 log_lines() {
 	dmesg | wc -l
 }
 
-# check_resolution NAME [LINES]: the module's load line after the first
-# LINES lines of the kernel log names NAME.
+# check_resolution NAME [LINES]: the module's load lines after the first
+# LINES lines of the kernel log: "KVM calls resolved by NAME" out of tree,
+# none of that for the in-tree build (LINKED), then "/dev/ich9smi ready".
 check_resolution() {
-	local got
+	local log got
 
-	got=$(dmesg | tail -n +"$((${2:-0} + 1))" |
-	      sed -n 's/.*ich9smi: .*KVM I\/O bus resolution: \([A-Z_]*\)$/\1/p' |
-	      tail -n 1)
-	if [ "$got" = "$1" ]; then
+	log=$(dmesg | tail -n +"$((${2:-0} + 1))")
+	got=$(sed -n 's/.*ich9smi: KVM calls resolved by \([A-Z_]*\):.*/\1/p' \
+		<<<"$log" | tail -n 1)
+	if ! grep -q 'ich9smi: /dev/ich9smi ready$' <<<"$log"; then
+		step fail "resolution $1 in the kernel log" "no 'ready' line"
+	elif [ "${got:-LINKED}" = "$1" ]; then
 		step pass "resolution $1 in the kernel log"
 	else
 		step fail "resolution $1 in the kernel log" \
@@ -217,19 +214,22 @@ check_resolution() {
 	fi
 }
 
-# check_info_resolution TAP NAME: in TAP.tap, abi_test's info test logged
-# the resolution NAME.
-check_info_resolution() {
-	local want got
+# check_debugfs_resolution NAME: debugfs reports the resolution NAME; the
+# in-tree build (LINKED) has no resolution file.
+check_debugfs_resolution() {
+	local dir=/sys/kernel/debug/ich9smi got
 
-	want=$(resolution_number "$2")
-	got=$(sed -n 's/.*:info:resolution \([0-9]*\) .*/\1/p' \
-		"$results/$1.tap" 2>/dev/null | tail -n 1)
-	if [ -n "$want" ] && [ "$got" = "$want" ]; then
-		step pass "resolution $2 from ICH9SMI_INFO"
+	if [ ! -e "$dir/instances" ]; then
+		got="no $dir/instances"
+	elif [ ! -e "$dir/resolution" ]; then
+		got=LINKED
 	else
-		step fail "resolution $2 from ICH9SMI_INFO" \
-			"abi_test's info test logged '${got:-nothing}', want ${want:-?}"
+		got=$(sed -n 's/^resolution: //p' "$dir/resolution")
+	fi
+	if [ "$got" = "$1" ]; then
+		step pass "resolution $1 in debugfs"
+	else
+		step fail "resolution $1 in debugfs" "found '${got:-nothing}'"
 	fi
 }
 
@@ -255,7 +255,7 @@ run_dkms() {
 	check_resolution KALLSYMS
 	check_direct_calls
 	run_selftest abi_test abi_test -t info
-	check_info_resolution abi_test KALLSYMS
+	check_debugfs_resolution KALLSYMS
 }
 
 # The KVM modules of the in-tree build (KVM_DIR), which export
@@ -325,7 +325,7 @@ run_intree() {
 	if insmod_form "in-tree build" "$MODULE"; then
 		check_resolution LINKED "$lines"
 		run_selftests
-		check_info_resolution abi_test LINKED
+		check_debugfs_resolution LINKED
 		rmmod_form "in-tree build" || return
 	fi
 	lines=$(log_lines)
@@ -334,7 +334,7 @@ run_intree() {
 		check_direct_calls "$lines"
 		run_selftest abi_test oot-abi_test -t info
 		run_selftest kvm_calls_test oot-kvm_calls_test
-		check_info_resolution oot-abi_test SYMBOL_GET
+		check_debugfs_resolution SYMBOL_GET
 		rmmod_form "out-of-tree build"
 	fi
 	printf 'tests %s\n' "$(uptime_s)" >>"$results/times"
@@ -384,7 +384,7 @@ elif load_kvm && load_module; then
 		run_check
 		check_resolution KALLSYMS
 		check_direct_calls
-		check_info_resolution abi_test KALLSYMS
+		check_debugfs_resolution KALLSYMS
 		;;
 	dkms) run_dkms ;;
 	bench | demo) run_bench_job ;;

@@ -49,7 +49,7 @@ static void ich9smi_count_locked(struct ich9smi_dev *dev,
 				 enum ich9smi_action action,
 				 unsigned int nr_vcpus)
 {
-	struct ich9smi_stats *stats = &dev->stats;
+	struct ich9smi_counters *stats = &dev->counters;
 
 	lockdep_assert_held(&dev->lock);
 
@@ -154,7 +154,7 @@ static int ich9smi_read(struct kvm_vcpu *vcpu, struct kvm_io_device *iodev,
 	spin_lock(&dev->lock);
 	for (i = 0; i < len; i++)
 		bytes[i] = *ich9smi_reg(dev, addr + i);
-	dev->stats.reads++;
+	dev->counters.reads++;
 	spin_unlock(&dev->lock);
 	return 0;
 }

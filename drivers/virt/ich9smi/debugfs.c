@@ -6,6 +6,7 @@
  *   /sys/kernel/debug/ich9smi/instances    number of attached devices
  *   /sys/kernel/debug/ich9smi/<id>/state   registers, features, counters
  *   /sys/kernel/debug/ich9smi/kvm_calls    out of tree: every branch to KVM
+ *   /sys/kernel/debug/ich9smi/resolution   out of tree: how KVM was reached
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
@@ -26,7 +27,7 @@ DEFINE_SHOW_ATTRIBUTE(ich9smi_instances);
 static int ich9smi_state_show(struct seq_file *m, void *unused)
 {
 	struct ich9smi_dev *dev = m->private;
-	struct ich9smi_stats stats;
+	struct ich9smi_counters stats;
 	u64 host, requested, negotiated;
 	u8 apm_cnt, apm_sts;
 	bool features_ok;
@@ -40,7 +41,7 @@ static int ich9smi_state_show(struct seq_file *m, void *unused)
 	requested = dev->requested;
 	negotiated = dev->negotiated;
 	features_ok = dev->features_ok;
-	stats = dev->stats;
+	stats = dev->counters;
 	spin_unlock(&dev->lock);
 
 	seq_printf(m, "apm_cnt: 0x%02x\napm_sts: 0x%02x\nsmi_en: 0x%08x\n",
@@ -61,6 +62,7 @@ static int ich9smi_state_show(struct seq_file *m, void *unused)
 DEFINE_SHOW_ATTRIBUTE(ich9smi_state);
 #ifdef ICH9SMI_OOT
 DEFINE_SHOW_ATTRIBUTE(ich9smi_kvm_calls);
+DEFINE_SHOW_ATTRIBUTE(ich9smi_resolution);
 #endif
 
 void ich9smi_debugfs_add(struct ich9smi_dev *dev)
@@ -87,6 +89,8 @@ void ich9smi_debugfs_init(void)
 #ifdef ICH9SMI_OOT
 	debugfs_create_file("kvm_calls", 0400, ich9smi_debugfs_root, NULL,
 			    &ich9smi_kvm_calls_fops);
+	debugfs_create_file("resolution", 0400, ich9smi_debugfs_root, NULL,
+			    &ich9smi_resolution_fops);
 #endif
 }
 

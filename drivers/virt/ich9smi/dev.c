@@ -20,7 +20,6 @@
 #include <linux/kvm_host.h>
 #include <linux/mutex.h>
 #include <linux/slab.h>
-#include <linux/uaccess.h>
 
 #include "ich9smi.h"
 
@@ -155,20 +154,15 @@ static int ich9smi_dev_release(struct inode *inode, struct file *file)
 	return 0;
 }
 
-static long ich9smi_set_host_features(struct ich9smi_dev *dev,
-				      void __user *argp)
+int ich9smi_set_host_features(struct ich9smi_ucmd *ucmd)
 {
-	struct ich9smi_host_features arg;
-	int ret;
+	struct ich9smi_host_features *arg = ucmd->cmd;
+	struct ich9smi_dev *dev = ucmd->dev;
+	int ret = 0;
 
-	ret = ich9smi_copy_in(&arg, sizeof(arg),
-			      ICH9SMI_MINSZ(host_features, supported), 0,
-			      argp, NULL);
-	if (ret)
-		return ret;
-	if (!ich9smi_features_valid(arg.supported)) {
-		pr_info_ratelimited("pid %d: invalid host SMI features %#llx\n",
-				    task_pid_nr(current), arg.supported);
+	if (!ich9smi_features_valid(arg->supported)) {
+		pr_info_ratelimited("pid %d: SET_HOST_FEATURES: %#llx is not a valid feature set\n",
+				    task_pid_nr(current), arg->supported);
 		return -EINVAL;
 	}
 
@@ -176,44 +170,31 @@ static long ich9smi_set_host_features(struct ich9smi_dev *dev,
 	if (dev->features_ok)
 		ret = -EBUSY;
 	else
-		dev->host_features = arg.supported;
+		dev->host_features = arg->supported;
 	spin_unlock(&dev->lock);
 	return ret;
 }
 
-static long ich9smi_negotiate(struct ich9smi_dev *dev, void __user *argp)
+int ich9smi_negotiate(struct ich9smi_ucmd *ucmd)
 {
-	struct ich9smi_negotiate arg;
-	u32 usize;
-	int ret;
+	struct ich9smi_negotiate *arg = ucmd->cmd;
+	struct ich9smi_dev *dev = ucmd->dev;
 
-	ret = ich9smi_copy_in(&arg, sizeof(arg),
-			      ICH9SMI_MINSZ(negotiate, reserved), 0,
-			      argp, &usize);
-	if (ret)
-		return ret;
-	if (arg.reserved)
+	if (arg->reserved)
 		return -EINVAL;
 
 	spin_lock(&dev->lock);
-	ich9smi_negotiate_locked(dev, arg.requested);
-	arg.negotiated = dev->negotiated;
-	arg.features_ok = dev->features_ok;
+	ich9smi_negotiate_locked(dev, arg->requested);
+	arg->negotiated = dev->negotiated;
+	arg->features_ok = dev->features_ok;
 	spin_unlock(&dev->lock);
 
-	return ich9smi_copy_out(argp, usize, &arg, sizeof(arg));
+	return ich9smi_ucmd_respond(ucmd);
 }
 
-static long ich9smi_reset(struct ich9smi_dev *dev, void __user *argp)
+int ich9smi_reset(struct ich9smi_ucmd *ucmd)
 {
-	struct ich9smi_reset arg;
-	int ret;
-
-	ret = ich9smi_copy_in(&arg, sizeof(arg),
-			      ICH9SMI_MINSZ(reset, flags), 0,
-			      argp, NULL);
-	if (ret)
-		return ret;
+	struct ich9smi_dev *dev = ucmd->dev;
 
 	spin_lock(&dev->lock);
 	ich9smi_reset_locked(dev);
@@ -221,68 +202,49 @@ static long ich9smi_reset(struct ich9smi_dev *dev, void __user *argp)
 	return 0;
 }
 
-static long ich9smi_set_smi_en(struct ich9smi_dev *dev, void __user *argp)
+int ich9smi_set_smi_en(struct ich9smi_ucmd *ucmd)
 {
-	struct ich9smi_smi_en arg;
-	int ret;
+	struct ich9smi_smi_en *arg = ucmd->cmd;
+	struct ich9smi_dev *dev = ucmd->dev;
 
-	ret = ich9smi_copy_in(&arg, sizeof(arg),
-			      ICH9SMI_MINSZ(smi_en, reserved), 0,
-			      argp, NULL);
-	if (ret)
-		return ret;
-	if (arg.reserved)
+	if (arg->reserved)
 		return -EINVAL;
 
 	spin_lock(&dev->lock);
-	dev->smi_en = arg.smi_en;
+	dev->smi_en = arg->smi_en;
 	spin_unlock(&dev->lock);
 	return 0;
 }
 
-static long ich9smi_set_exit_set(struct ich9smi_dev *dev, void __user *argp)
+int ich9smi_set_exit_set(struct ich9smi_ucmd *ucmd)
 {
-	struct ich9smi_exit_set arg;
-	int ret;
-
-	ret = ich9smi_copy_in(&arg, sizeof(arg),
-			      ICH9SMI_MINSZ(exit_set, values), 0,
-			      argp, NULL);
-	if (ret)
-		return ret;
+	struct ich9smi_exit_set *arg = ucmd->cmd;
+	struct ich9smi_dev *dev = ucmd->dev;
 
 	spin_lock(&dev->lock);
-	bitmap_from_arr64(dev->exit_set, arg.values, ICH9SMI_EXIT_SET_BITS);
+	bitmap_from_arr64(dev->exit_set, arg->values, ICH9SMI_EXIT_SET_BITS);
 	spin_unlock(&dev->lock);
 	return 0;
 }
 
-static long ich9smi_get_state(struct ich9smi_dev *dev, void __user *argp)
+int ich9smi_get_state(struct ich9smi_ucmd *ucmd)
 {
-	struct ich9smi_state arg;
-	u32 usize;
-	int ret;
+	struct ich9smi_state *arg = ucmd->cmd;
+	struct ich9smi_dev *dev = ucmd->dev;
 
-	ret = ich9smi_copy_in(&arg, sizeof(arg),
-			      ICH9SMI_MINSZ(state, exit_set), 0,
-			      argp, &usize);
-	if (ret)
-		return ret;
-
-	memset(&arg, 0, sizeof(arg));
-	arg.size = usize;
+	*arg = (struct ich9smi_state) {};
 	spin_lock(&dev->lock);
-	arg.apm_cnt = dev->apm_cnt;
-	arg.apm_sts = dev->apm_sts;
-	arg.smi_en = dev->smi_en;
-	arg.host_features = dev->host_features;
-	arg.requested_features = dev->requested;
-	arg.negotiated_features = dev->negotiated;
-	arg.features_ok = dev->features_ok;
-	bitmap_to_arr64(arg.exit_set, dev->exit_set, ICH9SMI_EXIT_SET_BITS);
+	arg->apm_cnt = dev->apm_cnt;
+	arg->apm_sts = dev->apm_sts;
+	arg->smi_en = dev->smi_en;
+	arg->host_features = dev->host_features;
+	arg->requested_features = dev->requested;
+	arg->negotiated_features = dev->negotiated;
+	arg->features_ok = dev->features_ok;
+	bitmap_to_arr64(arg->exit_set, dev->exit_set, ICH9SMI_EXIT_SET_BITS);
 	spin_unlock(&dev->lock);
 
-	return ich9smi_copy_out(argp, usize, &arg, sizeof(arg));
+	return ich9smi_ucmd_respond(ucmd);
 }
 
 /* A state another host could have produced: the negotiation rules hold. */
@@ -298,37 +260,32 @@ static bool ich9smi_state_valid(const struct ich9smi_state *s)
 	       ich9smi_negotiation_valid(s->negotiated_features);
 }
 
-static long ich9smi_set_state(struct ich9smi_dev *dev, void __user *argp)
+int ich9smi_set_state(struct ich9smi_ucmd *ucmd)
 {
-	struct ich9smi_state arg;
-	int ret;
+	struct ich9smi_state *arg = ucmd->cmd;
+	struct ich9smi_dev *dev = ucmd->dev;
 
-	ret = ich9smi_copy_in(&arg, sizeof(arg),
-			      ICH9SMI_MINSZ(state, exit_set), 0,
-			      argp, NULL);
-	if (ret)
-		return ret;
-	if (!ich9smi_state_valid(&arg)) {
-		pr_info_ratelimited("pid %d: inconsistent device state refused\n",
+	if (!ich9smi_state_valid(arg)) {
+		pr_info_ratelimited("pid %d: SET_STATE: inconsistent device state refused\n",
 				    task_pid_nr(current));
 		return -EINVAL;
 	}
 
 	spin_lock(&dev->lock);
-	dev->apm_cnt = arg.apm_cnt;
-	dev->apm_sts = arg.apm_sts;
-	dev->smi_en = arg.smi_en;
-	dev->host_features = arg.host_features;
-	dev->requested = arg.requested_features;
-	dev->negotiated = arg.negotiated_features;
-	dev->features_ok = arg.features_ok;
-	bitmap_from_arr64(dev->exit_set, arg.exit_set, ICH9SMI_EXIT_SET_BITS);
+	dev->apm_cnt = arg->apm_cnt;
+	dev->apm_sts = arg->apm_sts;
+	dev->smi_en = arg->smi_en;
+	dev->host_features = arg->host_features;
+	dev->requested = arg->requested_features;
+	dev->negotiated = arg->negotiated_features;
+	dev->features_ok = arg->features_ok;
+	bitmap_from_arr64(dev->exit_set, arg->exit_set, ICH9SMI_EXIT_SET_BITS);
 	spin_unlock(&dev->lock);
 	return 0;
 }
 
-static void ich9smi_stats_add(struct ich9smi_stats *to,
-			      const struct ich9smi_stats *from)
+static void ich9smi_counters_add(struct ich9smi_counters *to,
+				 const struct ich9smi_counters *from)
 {
 	to->cnt_writes += from->cnt_writes;
 	to->sts_writes += from->sts_writes;
@@ -340,33 +297,35 @@ static void ich9smi_stats_add(struct ich9smi_stats *to,
 	to->smis_suppressed += from->smis_suppressed;
 }
 
-static long ich9smi_get_stats(struct ich9smi_dev *dev, void __user *argp)
+int ich9smi_get_stats(struct ich9smi_ucmd *ucmd)
 {
-	struct ich9smi_stats arg;
-	u32 usize;
-	u32 flags;
+	struct ich9smi_stats *arg = ucmd->cmd;
+	struct ich9smi_dev *dev = ucmd->dev;
+	bool clear = ucmd->flags & ICH9SMI_STATS_CLEAR;
+	struct ich9smi_counters c;
 	int ret;
 
-	ret = ich9smi_copy_in(&arg, sizeof(arg),
-			      ICH9SMI_MINSZ(stats, smis_suppressed), ICH9SMI_STATS_CLEAR,
-			      argp, &usize);
-	if (ret)
-		return ret;
-
-	flags = arg.flags;
 	spin_lock(&dev->lock);
-	arg = dev->stats;
-	if (flags & ICH9SMI_STATS_CLEAR)
-		memset(&dev->stats, 0, sizeof(dev->stats));
+	c = dev->counters;
+	if (clear)
+		dev->counters = (struct ich9smi_counters) {};
 	spin_unlock(&dev->lock);
-	arg.size = usize;
-	arg.flags = flags;
 
-	ret = ich9smi_copy_out(argp, usize, &arg, sizeof(arg));
-	if (ret && (flags & ICH9SMI_STATS_CLEAR)) {
+	*arg = (struct ich9smi_stats) {
+		.cnt_writes = c.cnt_writes,
+		.sts_writes = c.sts_writes,
+		.reads = c.reads,
+		.smis_unicast = c.smis_unicast,
+		.smis_broadcast = c.smis_broadcast,
+		.vcpus_signalled = c.vcpus_signalled,
+		.exits_to_vmm = c.exits_to_vmm,
+		.smis_suppressed = c.smis_suppressed,
+	};
+	ret = ich9smi_ucmd_respond(ucmd);
+	if (ret && clear) {
 		/* Nothing is lost: give the counts back. */
 		spin_lock(&dev->lock);
-		ich9smi_stats_add(&dev->stats, &arg);
+		ich9smi_counters_add(&dev->counters, &c);
 		spin_unlock(&dev->lock);
 	}
 	return ret;
@@ -375,29 +334,7 @@ static long ich9smi_get_stats(struct ich9smi_dev *dev, void __user *argp)
 static long ich9smi_dev_ioctl(struct file *file, unsigned int cmd,
 			      unsigned long arg)
 {
-	struct ich9smi_dev *dev = file->private_data;
-	void __user *argp = (void __user *)arg;
-
-	switch (cmd) {
-	case ICH9SMI_SET_HOST_FEATURES:
-		return ich9smi_set_host_features(dev, argp);
-	case ICH9SMI_NEGOTIATE:
-		return ich9smi_negotiate(dev, argp);
-	case ICH9SMI_RESET:
-		return ich9smi_reset(dev, argp);
-	case ICH9SMI_SET_SMI_EN:
-		return ich9smi_set_smi_en(dev, argp);
-	case ICH9SMI_SET_EXIT_SET:
-		return ich9smi_set_exit_set(dev, argp);
-	case ICH9SMI_GET_STATE:
-		return ich9smi_get_state(dev, argp);
-	case ICH9SMI_SET_STATE:
-		return ich9smi_set_state(dev, argp);
-	case ICH9SMI_GET_STATS:
-		return ich9smi_get_stats(dev, argp);
-	default:
-		return -ENOTTY;
-	}
+	return ich9smi_dispatch(file->private_data, cmd, arg);
 }
 
 static const struct file_operations ich9smi_dev_fops = {

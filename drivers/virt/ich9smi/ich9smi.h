@@ -36,6 +36,28 @@ enum ich9smi_action {
 };
 
 /**
+ * struct ich9smi_counters - guest activity, reported by ICH9SMI_GET_STATS
+ * @cnt_writes: writes that covered APM_CNT
+ * @sts_writes: writes of APM_STS alone
+ * @reads: reads served
+ * @smis_unicast: SMIs raised on the writing vCPU
+ * @smis_broadcast: SMIs raised on every vCPU
+ * @vcpus_signalled: vCPUs an SMI was requested on
+ * @exits_to_vmm: APM_CNT writes left to the VMM (exit set)
+ * @smis_suppressed: APM_CNT writes with SMI_EN.APMC_EN clear
+ */
+struct ich9smi_counters {
+	u64 cnt_writes;
+	u64 sts_writes;
+	u64 reads;
+	u64 smis_unicast;
+	u64 smis_broadcast;
+	u64 vcpus_signalled;
+	u64 exits_to_vmm;
+	u64 smis_suppressed;
+};
+
+/**
  * struct ich9smi_dev - the APM block of one VM
  * @iodev: KVM PIO bus device covering 0xB2-0xB3
  * @kvm: the VM
@@ -57,7 +79,8 @@ enum ich9smi_action {
  * @negotiated: SMI features in force
  * @features_ok: @negotiated is locked until reset
  * @exit_set: APM_CNT values passed on to the VMM
- * @stats: guest-visible activity counters
+ * @counters: what the guest did; under @lock with the registers, so that
+ *            reading and clearing them loses nothing
  */
 struct ich9smi_dev {
 	struct kvm_io_device iodev;
@@ -78,7 +101,7 @@ struct ich9smi_dev {
 	u64 negotiated;
 	bool features_ok;
 	DECLARE_BITMAP(exit_set, ICH9SMI_EXIT_SET_BITS);
-	struct ich9smi_stats stats;
+	struct ich9smi_counters counters;
 };
 
 static inline struct ich9smi_dev *to_ich9smi_dev(struct kvm_io_device *iodev)
@@ -105,15 +128,38 @@ void ich9smi_debugfs_exit(void);
 void ich9smi_debugfs_add(struct ich9smi_dev *dev);
 void ich9smi_debugfs_remove(struct ich9smi_dev *dev);
 
-/*
- * uaccess helpers shared by both fds. @minsz is the size of the command's
- * first version, ICH9SMI_MINSZ(struct name without ich9smi_, its last field).
+/**
+ * struct ich9smi_ucmd - one ioctl, as main.c's table hands it to a handler
+ * @dev: the device of a device-fd command; NULL on /dev/ich9smi
+ * @ubuffer: the caller's struct
+ * @user_size: its size as the caller set it
+ * @flags: its flags, already checked against the command's valid flags
+ * @size: the kernel's size of the struct
+ * @cmd: the struct, copied in: @size bytes, zero beyond the caller's
  */
-#define ICH9SMI_MINSZ(type, last) offsetofend(struct ich9smi_##type, last)
-int ich9smi_copy_in(void *karg, size_t ksize, size_t minsz, u32 valid_flags,
-		    void __user *uarg, u32 *usize);
-int ich9smi_copy_out(void __user *uarg, u32 usize, const void *karg,
-		     size_t ksize);
+struct ich9smi_ucmd {
+	struct ich9smi_dev *dev;
+	void __user *ubuffer;
+	u32 user_size;
+	u32 flags;
+	u32 size;
+	void *cmd;
+};
+
+/* main.c */
+long ich9smi_dispatch(struct ich9smi_dev *dev, unsigned int cmd,
+		      unsigned long arg);
+int ich9smi_ucmd_respond(struct ich9smi_ucmd *ucmd);
+
+/* dev.c: the device fd's commands */
+int ich9smi_set_host_features(struct ich9smi_ucmd *ucmd);
+int ich9smi_negotiate(struct ich9smi_ucmd *ucmd);
+int ich9smi_reset(struct ich9smi_ucmd *ucmd);
+int ich9smi_set_smi_en(struct ich9smi_ucmd *ucmd);
+int ich9smi_set_exit_set(struct ich9smi_ucmd *ucmd);
+int ich9smi_get_state(struct ich9smi_ucmd *ucmd);
+int ich9smi_set_state(struct ich9smi_ucmd *ucmd);
+int ich9smi_get_stats(struct ich9smi_ucmd *ucmd);
 
 /*
  * The KVM functions the driver calls, which KVM exports to it:
@@ -144,9 +190,8 @@ DECLARE_STATIC_CALL(ich9smi_kvm_vm_ioctl_check_extension,
 
 int ich9smi_symbols_init(void);
 void ich9smi_symbols_exit(void);
-enum ich9smi_resolution ich9smi_resolution(void);
-u32 ich9smi_symbols_info(void);
 int ich9smi_kvm_calls_show(struct seq_file *m, void *unused);
+int ich9smi_resolution_show(struct seq_file *m, void *unused);
 
 /* The typed allocators came with 7.0 (and a few stable updates). */
 #ifndef kzalloc_obj
@@ -164,18 +209,6 @@ static inline void ich9smi_symbols_exit(void)
 {
 }
 
-static inline enum ich9smi_resolution ich9smi_resolution(void)
-{
-	return ICH9SMI_RESOLVE_LINKED;
-}
-
-static inline u32 ich9smi_symbols_info(void)
-{
-	return 0;
-}
 #endif
-
-/* main.c: "LINKED", "SYMBOL_GET" or "KALLSYMS" */
-const char *ich9smi_resolution_name(enum ich9smi_resolution resolution);
 
 #endif /* __ICH9SMI_H */

@@ -9,7 +9,6 @@
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
-#include <linux/cpufeature.h>
 #include <linux/file.h>
 #include <linux/fs.h>
 #include <linux/kvm_host.h>
@@ -22,84 +21,28 @@
 #define CREATE_TRACE_POINTS
 #include "trace.h"
 
-/*
- * Every argument struct starts with __u32 size and __u32 flags; flags
- * outside @valid_flags are -EINVAL. Later versions of a struct
- * only grow: sizes from the first version's up are accepted, a longer
- * struct than the kernel knows must end in zeroes, and the fields the
- * caller's version lacks read as zero.
- */
-int ich9smi_copy_in(void *karg, size_t ksize, size_t minsz, u32 valid_flags,
-		    void __user *uarg, u32 *usize)
+static int ich9smi_info(struct ich9smi_ucmd *ucmd)
 {
-	const u32 *hdr = karg;	/* size, flags */
-	u32 size;
-	int ret;
+	struct ich9smi_info *info = ucmd->cmd;
 
-	if (get_user(size, (u32 __user *)uarg))
-		return -EFAULT;
-	if (size < minsz)
-		return -EINVAL;
-	if (size > PAGE_SIZE)
-		return -E2BIG;
-	ret = copy_struct_from_user(karg, ksize, uarg, size);
-	if (ret)
-		return ret;
-	if (hdr[1] & ~valid_flags)
-		return -EINVAL;
-	if (usize)
-		*usize = size;
-	return 0;
+	*info = (struct ich9smi_info) {
+		.api_version = ICH9SMI_API_VERSION,
+		.instances = ich9smi_instances(),
+		.features = ICH9SMI_F_ALL,
+	};
+	return ich9smi_ucmd_respond(ucmd);
 }
 
-int ich9smi_copy_out(void __user *uarg, u32 usize, const void *karg,
-		     size_t ksize)
+static int ich9smi_ioctl_attach(struct ich9smi_ucmd *ucmd)
 {
-	if (copy_to_user(uarg, karg, min_t(size_t, usize, ksize)))
-		return -EFAULT;
-	return 0;
-}
-
-static long ich9smi_info(void __user *argp)
-{
-	struct ich9smi_info arg;
-	u32 usize;
-	int ret;
-
-	ret = ich9smi_copy_in(&arg, sizeof(arg),
-			      ICH9SMI_MINSZ(info, instances), 0,
-			      argp, &usize);
-	if (ret)
-		return ret;
-
-	memset(&arg, 0, sizeof(arg));
-	arg.size = usize;
-	arg.api_version = ICH9SMI_API_VERSION;
-	arg.resolution = ich9smi_resolution();
-	arg.features = ICH9SMI_F_ALL;
-	arg.info_flags = ich9smi_symbols_info();
-	if (cpu_feature_enabled(X86_FEATURE_IBT))
-		arg.info_flags |= ICH9SMI_INFO_IBT_ACTIVE;
-	arg.instances = ich9smi_instances();
-
-	return ich9smi_copy_out(argp, usize, &arg, sizeof(arg));
-}
-
-static long ich9smi_ioctl_attach(void __user *argp)
-{
-	struct ich9smi_attach arg;
+	struct ich9smi_attach *attach = ucmd->cmd;
 	struct file *vm_file;
 	int ret;
 
-	ret = ich9smi_copy_in(&arg, sizeof(arg),
-			      ICH9SMI_MINSZ(attach, reserved), 0,
-			      argp, NULL);
-	if (ret)
-		return ret;
-	if (arg.reserved)
+	if (attach->reserved)
 		return -EINVAL;
 
-	vm_file = fget(arg.vm_fd);
+	vm_file = fget(attach->vm_fd);
 	if (!vm_file)
 		return -EBADF;
 
@@ -107,7 +50,7 @@ static long ich9smi_ioctl_attach(void __user *argp)
 		ret = ich9smi_attach(vm_file);
 	} else {
 		pr_info_ratelimited("pid %d: fd %d is not a KVM VM\n",
-				    task_pid_nr(current), arg.vm_fd);
+				    task_pid_nr(current), attach->vm_fd);
 		ret = -EINVAL;
 	}
 
@@ -115,19 +58,160 @@ static long ich9smi_ioctl_attach(void __user *argp)
 	return ret;
 }
 
+/* Size and flags, the start of every command's struct. */
+struct ich9smi_ucmd_hdr {
+	u32 size;
+	u32 flags;
+};
+
+union ich9smi_ucmd_buffer {
+	struct ich9smi_ucmd_hdr hdr;
+	struct ich9smi_info info;
+	struct ich9smi_attach attach;
+	struct ich9smi_host_features host_features;
+	struct ich9smi_negotiate negotiate;
+	struct ich9smi_reset reset;
+	struct ich9smi_smi_en smi_en;
+	struct ich9smi_exit_set exit_set;
+	struct ich9smi_state state;
+	struct ich9smi_stats stats;
+};
+
+/**
+ * struct ich9smi_ioctl_op - one command
+ * @size: sizeof its struct, as this kernel knows it
+ * @min_size: the size of the struct's first version
+ * @ioctl_num: the command
+ * @valid_flags: the flags it accepts
+ * @on_dev: a device-fd command; else a /dev/ich9smi command
+ * @execute: its handler
+ */
+struct ich9smi_ioctl_op {
+	u32 size;
+	u32 min_size;
+	unsigned int ioctl_num;
+	u32 valid_flags;
+	bool on_dev;
+	int (*execute)(struct ich9smi_ucmd *ucmd);
+};
+
+/*
+ * @_last is the last field of the struct's first version. Every struct
+ * fits the buffer, starts with the header and has no tail padding.
+ */
+#define ICH9SMI_IOCTL_OP(_ioctl, _fn, _struct, _last, _flags, _on_dev)	\
+	{								\
+		.size = sizeof(_struct) +				\
+			BUILD_BUG_ON_ZERO(sizeof(union ich9smi_ucmd_buffer) < \
+					  sizeof(_struct)) +		\
+			BUILD_BUG_ON_ZERO(offsetof(_struct, flags) !=	\
+					  offsetof(struct ich9smi_ucmd_hdr, flags)) + \
+			BUILD_BUG_ON_ZERO(sizeof(_struct) % sizeof(u64)), \
+		.min_size = offsetofend(_struct, _last),		\
+		.ioctl_num = _ioctl,					\
+		.valid_flags = _flags,					\
+		.on_dev = _on_dev,					\
+		.execute = _fn,						\
+	}
+
+static const struct ich9smi_ioctl_op ich9smi_ioctl_ops[] = {
+	ICH9SMI_IOCTL_OP(ICH9SMI_INFO, ich9smi_info,
+			 struct ich9smi_info, features, 0, false),
+	ICH9SMI_IOCTL_OP(ICH9SMI_ATTACH, ich9smi_ioctl_attach,
+			 struct ich9smi_attach, reserved, 0, false),
+	ICH9SMI_IOCTL_OP(ICH9SMI_SET_HOST_FEATURES, ich9smi_set_host_features,
+			 struct ich9smi_host_features, supported, 0, true),
+	ICH9SMI_IOCTL_OP(ICH9SMI_NEGOTIATE, ich9smi_negotiate,
+			 struct ich9smi_negotiate, reserved, 0, true),
+	ICH9SMI_IOCTL_OP(ICH9SMI_RESET, ich9smi_reset,
+			 struct ich9smi_reset, flags, 0, true),
+	ICH9SMI_IOCTL_OP(ICH9SMI_SET_SMI_EN, ich9smi_set_smi_en,
+			 struct ich9smi_smi_en, reserved, 0, true),
+	ICH9SMI_IOCTL_OP(ICH9SMI_SET_EXIT_SET, ich9smi_set_exit_set,
+			 struct ich9smi_exit_set, values, 0, true),
+	ICH9SMI_IOCTL_OP(ICH9SMI_GET_STATE, ich9smi_get_state,
+			 struct ich9smi_state, exit_set, 0, true),
+	ICH9SMI_IOCTL_OP(ICH9SMI_SET_STATE, ich9smi_set_state,
+			 struct ich9smi_state, exit_set, 0, true),
+	ICH9SMI_IOCTL_OP(ICH9SMI_GET_STATS, ich9smi_get_stats,
+			 struct ich9smi_stats, smis_suppressed,
+			 ICH9SMI_STATS_CLEAR, true),
+};
+
+/* Ten commands: a search costs nothing beside an ioctl's copies. */
+static const struct ich9smi_ioctl_op *ich9smi_find_op(unsigned int cmd)
+{
+	const struct ich9smi_ioctl_op *op;
+
+	for (op = ich9smi_ioctl_ops;
+	     op < ich9smi_ioctl_ops + ARRAY_SIZE(ich9smi_ioctl_ops); op++)
+		if (op->ioctl_num == cmd)
+			return op;
+	return NULL;
+}
+
+/*
+ * Every ioctl of both fds. A command of the other fd is -ENOTTY. Later
+ * versions of a struct only grow: sizes from the first version's up to a
+ * page are accepted, a longer struct than the kernel knows must end in
+ * zeroes, and the fields the caller's version lacks read as zero. The
+ * checks run in this order: size readable (-EFAULT), size at least the
+ * first version's (-EINVAL), at most a page (-E2BIG), the struct readable
+ * (-EFAULT) with a zero tail (-E2BIG), flags (-EINVAL); then the handler's.
+ */
+long ich9smi_dispatch(struct ich9smi_dev *dev, unsigned int cmd,
+		      unsigned long arg)
+{
+	const struct ich9smi_ioctl_op *op;
+	union ich9smi_ucmd_buffer buf;
+	struct ich9smi_ucmd ucmd = {
+		.dev = dev,
+		.ubuffer = (void __user *)arg,
+		.cmd = &buf,
+	};
+	int ret;
+
+	op = ich9smi_find_op(cmd);
+	if (!op || op->on_dev != !!dev)
+		return -ENOTTY;
+
+	if (get_user(ucmd.user_size, (u32 __user *)ucmd.ubuffer))
+		return -EFAULT;
+	if (ucmd.user_size < op->min_size)
+		return -EINVAL;
+	if (ucmd.user_size > PAGE_SIZE)
+		return -E2BIG;
+	ret = copy_struct_from_user(ucmd.cmd, op->size, ucmd.ubuffer,
+				    ucmd.user_size);
+	if (ret)
+		return ret;
+	if (buf.hdr.flags & ~op->valid_flags)
+		return -EINVAL;
+	ucmd.flags = buf.hdr.flags;
+	ucmd.size = op->size;
+	return op->execute(&ucmd);
+}
+
+/*
+ * Copy a command's struct back, up to the smaller of the caller's size and
+ * the kernel's; size and flags read back as the caller set them.
+ */
+int ich9smi_ucmd_respond(struct ich9smi_ucmd *ucmd)
+{
+	struct ich9smi_ucmd_hdr *hdr = ucmd->cmd;
+
+	hdr->size = ucmd->user_size;
+	hdr->flags = ucmd->flags;
+	if (copy_to_user(ucmd->ubuffer, ucmd->cmd,
+			 min(ucmd->user_size, ucmd->size)))
+		return -EFAULT;
+	return 0;
+}
+
 static long ich9smi_ioctl(struct file *file, unsigned int cmd,
 			  unsigned long arg)
 {
-	void __user *argp = (void __user *)arg;
-
-	switch (cmd) {
-	case ICH9SMI_INFO:
-		return ich9smi_info(argp);
-	case ICH9SMI_ATTACH:
-		return ich9smi_ioctl_attach(argp);
-	default:
-		return -ENOTTY;
-	}
+	return ich9smi_dispatch(NULL, cmd, arg);
 }
 
 static const struct file_operations ich9smi_fops = {
@@ -144,19 +228,6 @@ static struct miscdevice ich9smi_misc = {
 	.mode = 0600,
 };
 
-const char *ich9smi_resolution_name(enum ich9smi_resolution resolution)
-{
-	static const char * const names[] = {
-		[ICH9SMI_RESOLVE_LINKED] = "LINKED",
-		[ICH9SMI_RESOLVE_SYMBOL_GET] = "SYMBOL_GET",
-		[ICH9SMI_RESOLVE_KALLSYMS] = "KALLSYMS",
-	};
-
-	if (resolution >= ARRAY_SIZE(names) || !names[resolution])
-		return "none";
-	return names[resolution];
-}
-
 static int __init ich9smi_init(void)
 {
 	int ret;
@@ -172,8 +243,7 @@ static int __init ich9smi_init(void)
 		pr_err("cannot register /dev/ich9smi: %d\n", ret);
 		goto remove_debugfs;
 	}
-	pr_info("/dev/ich9smi ready, KVM I/O bus resolution: %s\n",
-		ich9smi_resolution_name(ich9smi_resolution()));
+	pr_info("/dev/ich9smi ready\n");
 	return 0;
 
 remove_debugfs:

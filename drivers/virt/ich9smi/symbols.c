@@ -83,17 +83,46 @@ static struct ich9smi_kvm_fn ich9smi_kvm_fns[] = {
 
 #define ICH9SMI_KVM_FNS_END	(ich9smi_kvm_fns + ARRAY_SIZE(ich9smi_kvm_fns))
 
-static enum ich9smi_resolution ich9smi_resolved_by;
-static u32 ich9smi_info_flags;
+/**
+ * enum ich9smi_resolution - how the module found KVM's functions
+ * @ICH9SMI_RESOLVE_SYMBOL_GET: KVM exports them (the series' export patch)
+ * @ICH9SMI_RESOLVE_KALLSYMS: stock KVM; the unexported ones found by name
+ *
+ * Not ABI: printed at load and shown in debugfs. In tree they are linked.
+ */
+enum ich9smi_resolution {
+	ICH9SMI_RESOLVE_SYMBOL_GET = 1,
+	ICH9SMI_RESOLVE_KALLSYMS,
+};
 
-enum ich9smi_resolution ich9smi_resolution(void)
+static enum ich9smi_resolution ich9smi_resolved_by;
+/* How many of the functions start with a sealed ENDBR (a NOP). */
+static unsigned int ich9smi_nr_sealed;
+
+static const char *ich9smi_resolution_name(enum ich9smi_resolution how)
 {
-	return ich9smi_resolved_by;
+	static const char * const names[] = {
+		[ICH9SMI_RESOLVE_SYMBOL_GET] = "SYMBOL_GET",
+		[ICH9SMI_RESOLVE_KALLSYMS] = "KALLSYMS",
+	};
+
+	if (how >= ARRAY_SIZE(names) || !names[how])
+		return "none";
+	return names[how];
 }
 
-u32 ich9smi_symbols_info(void)
+/*
+ * debugfs "resolution", for humans and tests, not ABI: how the module
+ * reached KVM, whether IBT is enforced, and how many of the functions it
+ * calls have their ENDBR sealed (an indirect call to those would fault).
+ */
+int ich9smi_resolution_show(struct seq_file *m, void *unused)
 {
-	return ich9smi_info_flags;
+	seq_printf(m, "resolution: %s\nibt: %s\nsealed_endbr: %u\n",
+		   ich9smi_resolution_name(ich9smi_resolved_by),
+		   cpu_feature_enabled(X86_FEATURE_IBT) ? "enforced" : "off",
+		   ich9smi_nr_sealed);
+	return 0;
 }
 
 #ifdef CONFIG_X86_KERNEL_IBT
@@ -234,7 +263,7 @@ static int ich9smi_resolve(void)
 
 	for (fn = ich9smi_kvm_fns; fn < ICH9SMI_KVM_FNS_END; fn++)
 		if (ich9smi_endbr_sealed(fn->addr))
-			ich9smi_info_flags |= ICH9SMI_INFO_ENDBR_SEALED;
+			ich9smi_nr_sealed++;
 	return 0;
 }
 
@@ -461,9 +490,11 @@ int ich9smi_symbols_init(void)
 	if (ret)
 		goto reset_calls;
 
-	pr_info("KVM calls resolved by %s: %zu functions, %u call sites, all direct calls\n",
+	pr_info("KVM calls resolved by %s: %zu functions, %u call sites, all direct calls; IBT %s, %u sealed ENDBR\n",
 		ich9smi_resolution_name(ich9smi_resolved_by),
-		ARRAY_SIZE(ich9smi_kvm_fns), nr_sites);
+		ARRAY_SIZE(ich9smi_kvm_fns), nr_sites,
+		cpu_feature_enabled(X86_FEATURE_IBT) ? "enforced" : "off",
+		ich9smi_nr_sealed);
 	return 0;
 
 reset_calls:
@@ -471,7 +502,7 @@ reset_calls:
 put_all:
 	ich9smi_put_all();
 	ich9smi_resolved_by = 0;
-	ich9smi_info_flags = 0;
+	ich9smi_nr_sealed = 0;
 	return ret;
 }
 

@@ -40,39 +40,19 @@
 					 ICH9SMI_F_CPU_HOT_UNPLUG)
 
 /**
- * enum ich9smi_resolution - how the module reaches KVM's I/O bus
- * @ICH9SMI_RESOLVE_LINKED: direct calls, linked against exports at build time
- * @ICH9SMI_RESOLVE_SYMBOL_GET: exports found at load time with symbol_get()
- * @ICH9SMI_RESOLVE_KALLSYMS: unexported functions found through kallsyms
- */
-enum ich9smi_resolution {
-	ICH9SMI_RESOLVE_LINKED = 1,
-	ICH9SMI_RESOLVE_SYMBOL_GET = 2,
-	ICH9SMI_RESOLVE_KALLSYMS = 3,
-};
-
-/* ich9smi_info.info_flags */
-#define ICH9SMI_INFO_ENDBR_SEALED	(1U << 0)
-#define ICH9SMI_INFO_IBT_ACTIVE		(1U << 1)
-
-/**
  * struct ich9smi_info - ICH9SMI_INFO: what this module supports
  * @size: sizeof(struct ich9smi_info)
  * @flags: must be 0
  * @api_version: out, ICH9SMI_API_VERSION
- * @resolution: out, an enum ich9smi_resolution
- * @features: out, every SMI feature bit the module implements
- * @info_flags: out, ICH9SMI_INFO_* facts about the running kernel
  * @instances: out, number of devices currently attached to VMs
+ * @features: out, every SMI feature bit the module implements
  */
 struct ich9smi_info {
 	__u32 size;
 	__u32 flags;
 	__u32 api_version;
-	__u32 resolution;
-	__u64 features;
-	__u32 info_flags;
 	__u32 instances;
+	__u64 features;
 };
 
 /**

@@ -8,10 +8,12 @@
  * call (a call site) or jmp (a tail call or a trampoline) to the
  * function's address in /proc/kallsyms, and a call site for each function.
  *
- * Needs root. The in-tree module links KVM's functions and has no
- * kvm_calls file: the test skips when ICH9SMI_INFO reports LINKED.
+ * Needs root. The in-tree module links KVM's functions and has neither
+ * kvm_calls nor resolution in debugfs: the tests skip when the module's
+ * debugfs directory lacks them.
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -20,7 +22,9 @@
 #include "../kselftest_harness.h"
 #include "ich9smi_util.h"
 
-#define KVM_CALLS	"/sys/kernel/debug/ich9smi/kvm_calls"
+#define DEBUGFS_DIR	"/sys/kernel/debug/ich9smi/"
+#define KVM_CALLS	DEBUGFS_DIR "kvm_calls"
+#define RESOLUTION	DEBUGFS_DIR "resolution"
 #define VULN_DIR	"/sys/devices/system/cpu/vulnerabilities/"
 
 #define INSN_SIZE	5	/* call or jmp with a 32-bit displacement */
@@ -137,26 +141,79 @@ static bool reaches(unsigned long target, unsigned long fn, bool call,
 	return call && thunks && target < fn && fn - target <= THUNK_ROOM;
 }
 
+/*
+ * The out-of-tree module's debugfs "resolution": NAME is how it reached
+ * KVM. 0 when found, 1 for the in-tree module (no such file), else -1.
+ */
+static int read_resolution(char name[32], char ibt[16], int *sealed)
+{
+	FILE *f;
+	int n;
+
+	if (access(DEBUGFS_DIR "instances", R_OK))
+		return -1;
+	f = fopen(RESOLUTION, "r");
+	if (!f)
+		return errno == ENOENT ? 1 : -1;
+	n = fscanf(f, "resolution: %31s ibt: %15s sealed_endbr: %d", name, ibt,
+		   sealed);
+	fclose(f);
+	return n == 3 ? 0 : -1;
+}
+
+/* Whether the kernel enforces IBT: "ibt" among the CPU flags. */
+static bool cpuinfo_has_ibt(void)
+{
+	char line[8192];
+	bool ibt = false;
+	FILE *f;
+
+	f = fopen("/proc/cpuinfo", "r");
+	if (!f)
+		return false;
+	while (!ibt && fgets(line, sizeof(line), f))
+		ibt = !strncmp(line, "flags", 5) && strstr(line, " ibt");
+	fclose(f);
+	return ibt;
+}
+
+TEST(resolution)
+{
+	char name[32], ibt[16];
+	int ret, sealed;
+
+	if (geteuid())
+		SKIP(return, "needs root for debugfs");
+	ret = read_resolution(name, ibt, &sealed);
+	ASSERT_LE(0, ret)
+		TH_LOG("%s: debugfs not mounted, module not loaded or bad file",
+		       RESOLUTION);
+	if (ret == 1)
+		SKIP(return, "in-tree module: KVM's functions are linked");
+	EXPECT_TRUE(!strcmp(name, "SYMBOL_GET") || !strcmp(name, "KALLSYMS"))
+		TH_LOG("resolution %s", name);
+	EXPECT_STREQ(cpuinfo_has_ibt() ? "enforced" : "off", ibt);
+	EXPECT_LE(0, sealed);
+	EXPECT_GE((int)NR_FNS, sealed);
+	TH_LOG("resolution %s ibt %s sealed_endbr %d", name, ibt, sealed);
+}
+
 TEST(direct_calls)
 {
 	unsigned int sites[NR_FNS] = {}, tramps[NR_FNS] = {};
 	unsigned long addrs[NR_FNS] = {};
-	struct ich9smi_info info;
-	char line[256];
+	char line[256], name[32], ibt[16];
 	unsigned int i;
 	bool thunks;
-	int ctl_fd;
+	int ret, sealed;
 	FILE *f;
 
-	ctl_fd = ich9smi_open();
-	if (ctl_fd < 0)
-		SKIP(return, ICH9SMI_DEV_PATH ": %s", strerror(-ctl_fd));
-	ASSERT_EQ(0, ich9smi_get_info(ctl_fd, &info));
-	close(ctl_fd);
-	if (info.resolution == ICH9SMI_RESOLVE_LINKED)
-		SKIP(return, "in-tree module: KVM's functions are linked");
 	if (geteuid())
 		SKIP(return, "needs root for debugfs and /proc/kallsyms");
+	ret = read_resolution(name, ibt, &sealed);
+	ASSERT_LE(0, ret) TH_LOG("no readable " RESOLUTION);
+	if (ret == 1)
+		SKIP(return, "in-tree module: KVM's functions are linked");
 
 	read_kallsyms(addrs);
 	for (i = 0; i < NR_FNS; i++) {

@@ -603,8 +603,7 @@ int main(int argc, char **argv)
 	printf("# smi_bench: clock guest TSC; per path and vCPU count\n");
 	printf("# %u warm-up and %u measured SMIs (%u in the scaling run);\n",
 	       o.warmup, o.reps, o.scale_reps);
-	printf("# rate over %u back-to-back SMIs; ich9smi resolution %u\n",
-	       o.loops, info.resolution);
+	printf("# rate over %u back-to-back SMIs\n", o.loops);
 	for (i = 0; i < o.nr_vcpu_counts + o.nr_scale; i++) {
 		bool scaling = i >= o.nr_vcpu_counts;
 		unsigned int n = scaling ? o.scale[i - o.nr_vcpu_counts] :
