@@ -345,7 +345,7 @@ static const struct file_operations ich9smi_dev_fops = {
 	.llseek = noop_llseek,
 };
 
-static struct ich9smi_dev *ich9smi_dev_alloc(struct file *vm_file)
+static struct ich9smi_dev *ich9smi_dev_alloc(struct file *vm_file, u32 flags)
 {
 	struct ich9smi_dev *dev;
 	int id;
@@ -361,6 +361,7 @@ static struct ich9smi_dev *ich9smi_dev_alloc(struct file *vm_file)
 	}
 
 	dev->id = id;
+	dev->same_mm = flags & ICH9SMI_ATTACH_SAME_MM;
 	kref_init(&dev->refs);
 	INIT_LIST_HEAD(&dev->node);
 	spin_lock_init(&dev->lock);
@@ -391,7 +392,7 @@ static bool ich9smi_vm_has_smm(struct kvm *kvm)
  * is installed after that, so a guest never meets a device that has no fd
  * yet, and a failure leaves nothing behind.
  */
-int ich9smi_attach(struct file *vm_file)
+int ich9smi_attach(struct file *vm_file, u32 flags)
 {
 	struct kvm *kvm = vm_file->private_data;
 	struct ich9smi_dev *dev;
@@ -401,6 +402,11 @@ int ich9smi_attach(struct file *vm_file)
 	/* KVM refuses every ioctl of a VM it has killed; so do we. */
 	if (READ_ONCE(kvm->vm_dead))
 		return -EIO;
+	if ((flags & ICH9SMI_ATTACH_SAME_MM) && kvm->mm != current->mm) {
+		pr_info_ratelimited("pid %d: ATTACH with SAME_MM from outside the VM's process\n",
+				    task_pid_nr(current));
+		return -EIO;
+	}
 	if (!ich9smi_vm_has_smm(kvm)) {
 		pr_info_ratelimited("pid %d: the VM has no SMM (KVM_CAP_X86_SMM is 0 for it)\n",
 				    task_pid_nr(current));
@@ -411,7 +417,7 @@ int ich9smi_attach(struct file *vm_file)
 	if (fd < 0)
 		return fd;
 
-	dev = ich9smi_dev_alloc(vm_file);
+	dev = ich9smi_dev_alloc(vm_file, flags);
 	if (IS_ERR(dev)) {
 		ret = PTR_ERR(dev);
 		goto put_fd;

@@ -67,6 +67,7 @@ struct ich9smi_counters {
  * @node: entry in ich9smi_devices, under ich9smi_devices_lock
  * @id: number naming this device in debugfs
  * @debugfs: this device's debugfs directory
+ * @same_mm: only the VM's own process may use the device fd
  * @on_bus: @iodev is registered on the PIO bus; written under
  *          kvm->slots_lock or by the bus destructor once no vCPU can reach it
  * @lock: protects every field below it; taken by vCPUs on guest accesses and
@@ -89,6 +90,7 @@ struct ich9smi_dev {
 	struct kref refs;
 	struct list_head node;
 	unsigned int id;
+	bool same_mm;
 	bool on_bus;
 	struct dentry *debugfs;
 
@@ -118,7 +120,7 @@ void ich9smi_reset_locked(struct ich9smi_dev *dev);
 void ich9smi_init_locked(struct ich9smi_dev *dev);
 
 /* dev.c: the device fd */
-int ich9smi_attach(struct file *vm_file);
+int ich9smi_attach(struct file *vm_file, u32 flags);
 unsigned int ich9smi_instances(void);
 void ich9smi_dev_put(struct ich9smi_dev *dev);
 

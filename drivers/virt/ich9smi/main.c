@@ -47,7 +47,7 @@ static int ich9smi_ioctl_attach(struct ich9smi_ucmd *ucmd)
 		return -EBADF;
 
 	if (ich9smi_kvm(file_is_kvm)(vm_file)) {
-		ret = ich9smi_attach(vm_file);
+		ret = ich9smi_attach(vm_file, ucmd->flags);
 	} else {
 		pr_info_ratelimited("pid %d: fd %d is not a KVM VM\n",
 				    task_pid_nr(current), attach->vm_fd);
@@ -118,7 +118,8 @@ static const struct ich9smi_ioctl_op ich9smi_ioctl_ops[] = {
 	ICH9SMI_IOCTL_OP(ICH9SMI_INFO, ich9smi_info,
 			 struct ich9smi_info, features, 0, false),
 	ICH9SMI_IOCTL_OP(ICH9SMI_ATTACH, ich9smi_ioctl_attach,
-			 struct ich9smi_attach, reserved, 0, false),
+			 struct ich9smi_attach, reserved,
+			 ICH9SMI_ATTACH_SAME_MM, false),
 	ICH9SMI_IOCTL_OP(ICH9SMI_SET_HOST_FEATURES, ich9smi_set_host_features,
 			 struct ich9smi_host_features, supported, 0, true),
 	ICH9SMI_IOCTL_OP(ICH9SMI_NEGOTIATE, ich9smi_negotiate,
@@ -151,13 +152,14 @@ static const struct ich9smi_ioctl_op *ich9smi_find_op(unsigned int cmd)
 }
 
 /*
- * Every ioctl of both fds. A command of the other fd is -ENOTTY. Later
- * versions of a struct only grow: sizes from the first version's up to a
- * page are accepted, a longer struct than the kernel knows must end in
- * zeroes, and the fields the caller's version lacks read as zero. The
- * checks run in this order: size readable (-EFAULT), size at least the
- * first version's (-EINVAL), at most a page (-E2BIG), the struct readable
- * (-EFAULT) with a zero tail (-E2BIG), flags (-EINVAL); then the handler's.
+ * Every ioctl of both fds. Later versions of a struct only grow: sizes
+ * from the first version's up to a page are accepted, a longer struct than
+ * the kernel knows must end in zeroes, and the fields the caller's version
+ * lacks read as zero. The checks run in this order: the command is this
+ * fd's (-ENOTTY); a SAME_MM device is used from its VM's process (-EIO);
+ * size readable (-EFAULT), at least the first version's (-EINVAL), at most
+ * a page (-E2BIG); the struct readable (-EFAULT) with a zero tail (-E2BIG);
+ * flags (-EINVAL); then the handler's own.
  */
 long ich9smi_dispatch(struct ich9smi_dev *dev, unsigned int cmd,
 		      unsigned long arg)
@@ -174,6 +176,11 @@ long ich9smi_dispatch(struct ich9smi_dev *dev, unsigned int cmd,
 	op = ich9smi_find_op(cmd);
 	if (!op || op->on_dev != !!dev)
 		return -ENOTTY;
+	if (dev && dev->same_mm && current->mm != dev->kvm->mm) {
+		pr_info_ratelimited("pid %d: device fd used outside the VM's process (SAME_MM)\n",
+				    task_pid_nr(current));
+		return -EIO;
+	}
 
 	if (get_user(ucmd.user_size, (u32 __user *)ucmd.ubuffer))
 		return -EFAULT;

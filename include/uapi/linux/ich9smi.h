@@ -55,10 +55,15 @@ struct ich9smi_info {
 	__u64 features;
 };
 
+/* ich9smi_attach.flags */
+#define ICH9SMI_ATTACH_SAME_MM		(1U << 0)
+
 /**
  * struct ich9smi_attach - ICH9SMI_ATTACH: serve a VM's APM port in kernel
  * @size: sizeof(struct ich9smi_attach)
- * @flags: must be 0
+ * @flags: 0 or ICH9SMI_ATTACH_SAME_MM: only the process that created the VM
+ *         (its address space) may attach, and the device fd then answers
+ *         -EIO to every other process, as KVM's VM fd does
  * @vm_fd: a KVM VM file descriptor (from KVM_CREATE_VM)
  * @reserved: must be 0
  *

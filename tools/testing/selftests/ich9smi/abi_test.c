@@ -259,6 +259,70 @@ TEST_F(ich9smi, attach_errors)
  * only SMM-capable ones. The answer must not depend on the caller's mm, as
  * KVM's own VM ioctls do: a child process attaches the parent's VM too.
  */
+/* In a child (its own mm): 0 when every check on the fds holds. */
+static int same_mm_child(int ctl_fd, const struct ich9smi_attach *at,
+			 int same_mm_dev, int plain_dev)
+{
+	struct ich9smi_attach again = *at;
+	struct ich9smi_state st;
+
+	/* Neither attach nor use a SAME_MM device of another process... */
+	if (ich9smi_ioctl(ctl_fd, ICH9SMI_ATTACH, &again) != -EIO)
+		return 1;
+	if (ich9smi_get_state(same_mm_dev, &st) != -EIO ||
+	    ich9smi_set_smi_en(same_mm_dev, ICH9SMI_SMI_EN_APMC_EN) != -EIO)
+		return 2;
+	/* ...where a wrong command is still ENOTTY, checked first... */
+	if (ich9smi_ioctl(same_mm_dev, ICH9SMI_INFO, &st) != -ENOTTY)
+		return 3;
+	/* ...while a device attached without the flag serves anyone. */
+	if (ich9smi_get_state(plain_dev, &st))
+		return 4;
+	return 0;
+}
+
+/* SAME_MM keeps KVM's rule: a VM's fds work in the VM's process only. */
+TEST_F(ich9smi, same_mm)
+{
+	struct ich9smi_attach at = {
+		.size = sizeof(at),
+		.flags = ICH9SMI_ATTACH_SAME_MM,
+	};
+	struct ich9smi_state st;
+	int dev_fd, status;
+	pid_t pid;
+
+	at.vm_fd = ich9smi_create_vm(self->kvm_fd);
+	ASSERT_LE(0, at.vm_fd);
+
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (!pid)
+		_exit(ich9smi_ioctl(self->ctl_fd, ICH9SMI_ATTACH, &at) == -EIO ?
+		      0 : 1);
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	EXPECT_TRUE(WIFEXITED(status) && !WEXITSTATUS(status))
+		TH_LOG("a child attached with SAME_MM");
+
+	dev_fd = ich9smi_ioctl(self->ctl_fd, ICH9SMI_ATTACH, &at);
+	ASSERT_LE(0, dev_fd);
+
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (!pid)
+		_exit(same_mm_child(self->ctl_fd, &at, dev_fd, self->dev_fd));
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	EXPECT_TRUE(WIFEXITED(status) && !WEXITSTATUS(status))
+		TH_LOG("child check %d failed", WEXITSTATUS(status));
+
+	/* The VM's own process uses the device as usual. */
+	EXPECT_EQ(0, ich9smi_set_smi_en(dev_fd, ICH9SMI_SMI_EN_APMC_EN));
+	EXPECT_EQ(0, ich9smi_get_state(dev_fd, &st));
+	EXPECT_EQ(ICH9SMI_SMI_EN_APMC_EN, st.smi_en);
+	close(dev_fd);
+	close(at.vm_fd);
+}
+
 TEST_F(ich9smi, vm_without_smm)
 {
 	int types, type, vm, smm, dev, pid, status, tried = 0;

@@ -27,7 +27,8 @@
 
 const struct ich9smi_cmd_desc ich9smi_cmds[] = {
 	CMD(INFO, info, false, .output = true),
-	CMD(ATTACH, attach, false, .reserved = { RSV(attach, reserved, 4) }),
+	CMD(ATTACH, attach, false, .reserved = { RSV(attach, reserved, 4) },
+	    .flags_ok = ICH9SMI_ATTACH_SAME_MM),
 	CMD(SET_HOST_FEATURES, host_features, true),
 	CMD(NEGOTIATE, negotiate, true, .output = true,
 	    .reserved = { RSV(negotiate, reserved, 4) }),
