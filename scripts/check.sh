@@ -4,8 +4,9 @@
 # check.sh check|demo: the README's two commands.
 #
 # check: install what is missing, run the static checks (checkpatch, sparse,
-#        W=1, shellcheck), build the module for each Debian kernel under test
-#        and the selftests, and run every selftest in a guest of each kernel;
+#        W=1, shellcheck, kernel-doc and Sphinx), build the module for each
+#        Debian kernel under test and the selftests, and run every selftest
+#        in a guest of each kernel;
 #        then the real-firmware test (scripts/e2e-guest.sh) on 6.12.
 #        On Debian 12's 6.1 also: make install/uninstall and dkms in
 #        throw-away roots (scripts/packaging.sh) and the dkms-built module
@@ -177,9 +178,25 @@ shellcheck_scripts() {
 	fi
 }
 
+# kernel-doc -none -Wall on the header and sources, and a Sphinx build of
+# Documentation/ with warnings as errors (scripts/doccheck.py).
+doc_check() {
+	local out
+
+	if out=$(/usr/bin/python3 "$scripts/doccheck.py" "$KSRC_DIR" \
+		 "$ICH9SMI_ROOT" 2>&1); then
+		result pass "docs: kernel-doc and Sphinx" \
+			"$(printf '%s\n' "$out" | tr '\n' ';' | sed 's/;$//')"
+	else
+		printf '%s\n' "$out" | sed 's/^/    /'
+		result fail "docs: kernel-doc and Sphinx" "see above"
+	fi
+}
+
 static_checks() {
 	checkpatch
 	shellcheck_scripts
+	doc_check
 }
 
 # build_module KVER: a clean W=1 build, then sparse over every source
@@ -279,7 +296,7 @@ if ! install_all; then
 fi
 
 [ "$mode" != check ] ||
-	timed "static checks (checkpatch, shellcheck)" static_checks
+	timed "static checks (checkpatch, shellcheck, docs)" static_checks
 
 built=()
 for kver in "${kernels[@]}"; do

@@ -21,6 +21,8 @@ packages=(
 	unifdef
 	# the trixie chroot that builds Debian 13's kernels' modules
 	debootstrap
+	# the documentation check (scripts/doccheck.py)
+	python3-sphinx
 )
 
 installed() {
