@@ -75,17 +75,6 @@ judged() {
 	return 0
 }
 
-# logged LOG CMD...: run CMD with its output in LOG, shown only on failure.
-logged() {
-	local log=$1
-
-	shift
-	if ! "$@" >"$log" 2>&1; then
-		sed 's/^/    /' "$log"
-		return 1
-	fi
-}
-
 # The lines of a build log that make a check fail.
 complaints() {
 	grep -E '(warning|error):' "$1"
@@ -255,34 +244,16 @@ build_selftests() {
 	fi
 }
 
-# count STATUS [NAME PREFIX]
-count() {
-	awk -F'\t' -v s="$1" -v p="${2:-}" \
-		'$1 == s && index($2, p) == 1 { n++ } END { print n + 0 }' \
-		"$ICH9SMI_RESULTS"
-}
-
-# summary [NAME PREFIX]: "N passed, N failed[, N skipped]"
-summary() {
-	local skipped
-
-	printf '%s passed, %s failed' "$(count pass "$@")" "$(count fail "$@")"
-	skipped=$(count skip "$@")
-	[ "$skipped" -eq 0 ] || printf ', %s skipped' "$skipped"
-	printf '\n'
-}
-
 report() {
 	local kver
 
 	msg ""
 	msg "== timings (seconds)"
-	awk -F'\t' '{ printf "   %-40s %7.1f\n", $1, $2 }' "$ICH9SMI_TIMES"
+	print_timings
 	for kver in "${kernels[@]}" ${debug_kver:-}; do
 		msg "== $kver: $(summary "$kver: ")"
 	done
 	summary
-	[ "$(count fail)" -eq 0 ]
 }
 
 kernels=()

@@ -55,8 +55,8 @@ kmake() {
 	nice -n 19 make -C "$tree" -j "$(nproc)" "$@"
 }
 
-# logged NAME LOG CMD...: run CMD into LOG; on failure show its end, stop.
-logged() {
+# step NAME LOG CMD...: run CMD into LOG; on failure show its end, stop.
+step() {
 	local name=$1 log=$2
 
 	shift 2
@@ -137,9 +137,9 @@ build_kernel() {
 	kver=$(kmake -s kernelrelease)
 	msg "debug kernel: building $kver at nice 19 ($(nproc) jobs), log in $logs/kernel.log"
 	start=$EPOCHREALTIME
-	logged build "$logs/kernel.log" kmake bzImage modules
+	step build "$logs/kernel.log" kmake bzImage modules
 	timing "debug kernel: build" "$(since "$start")"
-	logged install "$logs/install.log" install_kernel "$kver"
+	step install "$logs/install.log" install_kernel "$kver"
 	build_key >"$top/built"
 	printf '%s\n' "$kver" >"$top/release"
 	result pass "debug kernel: build" "$kver in $(since "$start")s"
@@ -152,7 +152,7 @@ run_guest() {
 	kver=$(cat "$top/release")
 	# From scratch, as make check does: kbuild goes by modification times.
 	KDIR=$tree "$ICH9SMI_ROOT/scripts/module.sh" clean >/dev/null 2>&1 || true
-	logged "ich9smi.ko" "$logs/module.log" \
+	step "ich9smi.ko" "$logs/module.log" \
 		env KDIR="$tree" "$ICH9SMI_ROOT/scripts/module.sh"
 	"$ICH9SMI_ROOT/scripts/vm.sh" "$kver" debug
 }
@@ -168,12 +168,10 @@ guest)
 all)
 	"$ICH9SMI_ROOT/scripts/deps.sh"
 	build_kernel
-	logged selftests "$logs/selftests.log" \
+	step selftests "$logs/selftests.log" \
 		"$ICH9SMI_ROOT/scripts/selftests.sh"
 	run_guest || true
-	awk -F'\t' '{ printf "   %-40s %7.1f\n", $1, $2 }' "$ICH9SMI_TIMES"
-	awk -F'\t' '$1 == "pass" { p++ } $1 == "fail" { f++ } $1 == "skip" { s++ }
-		END { printf "%d passed, %d failed", p, f; if (s) printf ", %d skipped", s; printf "\n"; exit f > 0 }' \
-		"$ICH9SMI_RESULTS"
+	print_timings
+	summary ""
 	;;
 esac

@@ -54,6 +54,41 @@ timing() {
 	printf '%s\t%s\n' "$1" "$2" >>"$ICH9SMI_TIMES"
 }
 
+# print_timings: every timing recorded so far, one per line.
+print_timings() {
+	awk -F'\t' '{ printf "   %-40s %7.1f\n", $1, $2 }' "$ICH9SMI_TIMES"
+}
+
+# count STATUS [NAME PREFIX]: results with STATUS whose name has PREFIX.
+count() {
+	awk -F'\t' -v s="$1" -v p="${2:-}" \
+		'$1 == s && index($2, p) == 1 { n++ } END { print n + 0 }' \
+		"$ICH9SMI_RESULTS"
+}
+
+# summary [NAME PREFIX]: "N passed, N failed[, N skipped]"; the status is
+# 1 when something failed.
+summary() {
+	local skipped
+
+	printf '%s passed, %s failed' "$(count pass "$@")" "$(count fail "$@")"
+	skipped=$(count skip "$@")
+	[ "$skipped" -eq 0 ] || printf ', %s skipped' "$skipped"
+	printf '\n'
+	[ "$(count fail "$@")" -eq 0 ]
+}
+
+# logged LOG CMD...: run CMD with its output in LOG, shown only on failure.
+logged() {
+	local log=$1
+
+	shift
+	if ! "$@" >"$log" 2>&1; then
+		sed 's/^/    /' "$log"
+		return 1
+	fi
+}
+
 # The Debian mirror the host's apt sources use for its archive ("archive")
 # or its security updates ("security"): no host name is written here.
 debian_mirror() {
