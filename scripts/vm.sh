@@ -129,7 +129,7 @@ bench_args() {
 		return
 	fi
 	case $job in
-	check | debug) printf '%s' '-n 1,2 -w 1 -r 3 -l 5' ;;
+	check | debug) printf '%s' '-n 1,2 -s 4 -w 1 -r 3 -l 5 -R 1 -k 5 -A' ;;
 	demo) printf '%s' '-n 1,2,4 -w 5 -r 40 -l 40' ;;
 	*) printf '%s' '-n 1,2,4,8 -s 16,32,64 -w 20 -r 200 -l 200 -R 10' ;;
 	esac

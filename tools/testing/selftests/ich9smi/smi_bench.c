@@ -23,8 +23,17 @@
  *
  * Every run checks that every expected vCPU entered SMM for every SMI and
  * exits non-zero if not.
+ *
+ * Besides the clock, the work each path does per SMI is counted exactly
+ * over a run of back-to-back SMIs: the VMM's own count of exits to
+ * userspace, ioctls and signals, and, from tracepoints of this (L1)
+ * kernel, exits to userspace, context switches of the VMM's threads, IPIs
+ * sent, and guest exits by reason. -A asserts the defining counts:
+ * ich9smi takes no exit to userspace per SMI, QEMU's path at least one
+ * per vCPU.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <pthread.h>
 #include <signal.h>
@@ -80,7 +89,31 @@ static const struct path paths[] = {
 enum { M_WRITER, M_LAST, M_BACK, NR_MEASURES };
 static const char *const measure_names[] = { "writer", "last", "back" };
 
+/* Work counted per SMI; the first three by the VMM, the rest traced. */
+enum {
+	W_EXITS, W_IOCTLS, W_SIGNALS,
+	W_TP_EXITS, W_SWITCHES, W_IPIS, W_GUEST_EXITS,
+	NR_WORK
+};
+
+static const char *const work_names[] = {
+	"user_exits", "ioctls", "signals",
+	"tp_user_exits", "switches", "ipis", "guest_exits",
+};
+
+#define MAX_REASONS	8
+
+struct work {
+	double per_smi[NR_WORK];	/* < 0: not available here */
+	struct {
+		char name[24];
+		double per_smi;
+	} reasons[MAX_REASONS];
+	unsigned int nr_reasons;
+};
+
 struct result {
+	struct work work;
 	const struct path *path;
 	unsigned int nr_vcpus;
 	double usec[NR_MEASURES][3];	/* median, p90, p99 */
@@ -91,12 +124,14 @@ struct result {
 struct options {
 	unsigned int vcpus[16], nr_vcpu_counts;
 	unsigned int scale[8], nr_scale;
-	unsigned int reps, warmup, loops, scale_reps;
+	unsigned int reps, warmup, loops, scale_reps, count_smis;
+	bool assert_counts;
 	const char *csv, *json;
 };
 
 /* A vCPU other than the writer, run by its own thread. */
 struct ap {
+	struct bench *bench;
 	struct vcpu *vcpu;
 	pthread_t thread;
 	int pending_smi;	/* set by kick(), consumed by the thread */
@@ -113,7 +148,14 @@ struct bench {
 	unsigned int nr_aps;
 	u64 tsc_khz;
 	u64 smis;		/* SMIs raised so far */
+	/* The VMM's work: W_EXITS, W_IOCTLS and W_SIGNALS, all threads. */
+	u64 work[W_SIGNALS + 1];
 };
+
+static void count_work(struct bench *b, unsigned int what)
+{
+	__atomic_add_fetch(&b->work[what], 1, __ATOMIC_RELAXED);
+}
 
 static void __noreturn __printf(1, 2) fail(const char *fmt, ...)
 {
@@ -152,6 +194,7 @@ static u64 guest_u64(struct bench *b, u64 gpa)
  */
 static void kick(struct ap *ap)
 {
+	count_work(ap->bench, W_SIGNALS);
 	__atomic_store_n(&ap->pending_smi, 1, __ATOMIC_SEQ_CST);
 	__atomic_store_n(&ap->vcpu->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
 	pthread_kill(ap->thread, KICK_SIGNAL);
@@ -162,13 +205,16 @@ static void *ap_thread(void *arg)
 	struct ap *ap = arg;
 	struct vcpu *vcpu = ap->vcpu;
 
+	/* The first KVM_RUN starts the vCPU; every later one is work. */
 	while (!__atomic_load_n(&ap->stop, __ATOMIC_SEQ_CST)) {
 		__atomic_store_n(&vcpu->run->immediate_exit, 0,
 				 __ATOMIC_SEQ_CST);
-		if (__atomic_exchange_n(&ap->pending_smi, 0, __ATOMIC_SEQ_CST) &&
-		    ioctl(vcpu->fd, KVM_SMI, NULL)) {
-			ap->error = "KVM_SMI failed";
-			return NULL;
+		if (__atomic_exchange_n(&ap->pending_smi, 0, __ATOMIC_SEQ_CST)) {
+			count_work(ap->bench, W_IOCTLS);
+			if (ioctl(vcpu->fd, KVM_SMI, NULL)) {
+				ap->error = "KVM_SMI failed";
+				return NULL;
+			}
 		}
 		if (!ioctl(vcpu->fd, KVM_RUN, NULL)) {
 			ap->error = "unexpected exit";
@@ -178,6 +224,8 @@ static void *ap_thread(void *arg)
 			ap->error = "KVM_RUN failed";
 			return NULL;
 		}
+		count_work(ap->bench, W_EXITS);
+		count_work(ap->bench, W_IOCTLS);
 	}
 	return NULL;
 }
@@ -244,6 +292,7 @@ static void bench_setup(struct bench *b, const struct path *path,
 		if (i == path->writer)
 			continue;
 		ap = &b->aps[b->nr_aps++];
+		ap->bench = b;
 		ap->vcpu = &b->vm->vcpus[i];
 		start_vcpu(ap->vcpu, guest_bench_ap);
 		if (pthread_create(&ap->thread, NULL, ap_thread, ap))
@@ -284,9 +333,11 @@ static void vmm_smi(struct bench *b)
 	case TRIG_QEMU:
 		for (i = 0; i < b->nr_aps; i++)
 			kick(&b->aps[i]);
+		count_work(b, W_IOCTLS);
 		vcpu_ioctl(b->writer, KVM_SMI, NULL);
 		break;
 	case TRIG_MSI:
+		count_work(b, W_IOCTLS);
 		if (vm_ioctl(b->vm, KVM_SIGNAL_MSI, &msi) <= 0)
 			fail("KVM_SIGNAL_MSI delivered to no vCPU");
 		break;
@@ -311,7 +362,10 @@ static void run_writer(struct bench *b, u32 loops)
 		if (run->io.port != ICH9SMI_APM_CNT_PORT)
 			fail("%s: OUT to port 0x%x", b->path->name,
 			     run->io.port);
+		/* This exit, the VMM's SMI, and KVM_RUN again. */
+		count_work(b, W_EXITS);
 		vmm_smi(b);
+		count_work(b, W_IOCTLS);
 	}
 	b->smis += loops;
 }
@@ -334,6 +388,146 @@ static void check_arrivals(struct bench *b, u64 t0)
 			fail("%s: vCPU %u did not enter SMM for the last SMI",
 			     b->path->name, i);
 	}
+}
+
+/* The tracepoints of the count phase; the ipi events came with 6.6. */
+static const char *const ipi_events[] = {
+	"ipi/ipi_send_cpu", "ipi/ipi_send_cpumask",
+};
+
+static void trace_need(const char *dir, const char *file, const char *value)
+{
+	int ret = ich9smi_trace_set(dir, file, value);
+
+	if (ret)
+		fail("tracefs %s/%s: %s", dir, file, strerror(-ret));
+}
+
+/* A private instance tracing the count phase's events, buffer cleared. */
+static char *trace_start(bool *ipi)
+{
+	char file[96], *dir;
+	unsigned int i;
+	int fd;
+
+	dir = ich9smi_trace_open("kvm/kvm_userspace_exit");
+	if (!dir)
+		fail("no tracefs instance with kvm:kvm_userspace_exit (needs root and tracefs)");
+	trace_need(dir, "tracing_on", "0");
+	trace_need(dir, "buffer_size_kb", "8192");
+	trace_need(dir, "events/kvm/kvm_exit/enable", "1");
+	trace_need(dir, "events/sched/sched_switch/filter",
+		   "prev_comm == \"smi_bench\"");
+	trace_need(dir, "events/sched/sched_switch/enable", "1");
+	*ipi = true;
+	for (i = 0; i < ARRAY_SIZE(ipi_events); i++) {
+		snprintf(file, sizeof(file), "events/%s/enable", ipi_events[i]);
+		if (ich9smi_trace_set(dir, file, "1"))
+			*ipi = false;
+	}
+	snprintf(file, sizeof(file), "%s/trace", dir);
+	fd = open(file, O_WRONLY | O_TRUNC | O_CLOEXEC);
+	if (fd < 0)
+		fail("%s: %s", file, strerror(errno));
+	close(fd);
+	trace_need(dir, "tracing_on", "1");
+	return dir;
+}
+
+static void add_reason(struct work *w, const char *reason, double n)
+{
+	unsigned int i;
+
+	for (i = 0; i < w->nr_reasons; i++)
+		if (!strcmp(w->reasons[i].name, reason))
+			break;
+	if (i == MAX_REASONS) {
+		/* The last slot, "other", gathers the reasons beyond. */
+		i = MAX_REASONS - 1;
+	} else if (i == w->nr_reasons) {
+		if (i == MAX_REASONS - 1)
+			reason = "other";
+		snprintf(w->reasons[i].name, sizeof(w->reasons[i].name), "%s",
+			 reason);
+		w->nr_reasons++;
+	}
+	w->reasons[i].per_smi += n;
+}
+
+/*
+ * Count the traced events of @smis SMIs. One exit to userspace (and its
+ * guest exit) ends the phase: that report is not the path's work, and is
+ * taken off kvm_userspace_exit; the guest exits are shown as traced.
+ */
+static void trace_count(char *dir, bool ipi, unsigned int smis,
+			struct work *w)
+{
+	unsigned long in_buffer = 0, written = 0;
+	bool have_totals = false;
+	u64 n[NR_WORK] = { 0 };
+	char file[96], line[512], reason[24];
+	const char *at;
+	FILE *f;
+
+	trace_need(dir, "tracing_on", "0");
+	snprintf(file, sizeof(file), "%s/trace", dir);
+	f = fopen(file, "r");
+	if (!f)
+		fail("%s: %s", file, strerror(errno));
+	while (fgets(line, sizeof(line), f)) {
+		if (line[0] == '#') {
+			if (sscanf(line, "# entries-in-buffer/entries-written: %lu/%lu",
+				   &in_buffer, &written) == 2)
+				have_totals = true;
+			continue;
+		}
+		at = strstr(line, " kvm_exit: ");
+		if (strstr(line, " kvm_userspace_exit: ")) {
+			n[W_TP_EXITS]++;
+		} else if (at) {
+			n[W_GUEST_EXITS]++;
+			at = strstr(at, " reason ");
+			if (at && sscanf(at, " reason %23s", reason) == 1)
+				add_reason(w, reason, 1.0 / smis);
+			else
+				add_reason(w, "?", 1.0 / smis);
+		} else if (strstr(line, " sched_switch: ")) {
+			n[W_SWITCHES]++;
+		} else if (strstr(line, " ipi_send_cpu")) {
+			n[W_IPIS]++;
+		}
+	}
+	fclose(f);
+	if (!have_totals || in_buffer != written)
+		fail("trace lost events: %lu of %lu kept", in_buffer, written);
+	if (!n[W_TP_EXITS])
+		fail("no kvm_userspace_exit traced for the end of the run");
+	n[W_TP_EXITS]--;
+	w->per_smi[W_TP_EXITS] = (double)n[W_TP_EXITS] / smis;
+	w->per_smi[W_SWITCHES] = (double)n[W_SWITCHES] / smis;
+	w->per_smi[W_IPIS] = ipi ? (double)n[W_IPIS] / smis : -1;
+	w->per_smi[W_GUEST_EXITS] = (double)n[W_GUEST_EXITS] / smis;
+}
+
+/* Run @smis back-to-back SMIs and count the work they take. */
+static void count_phase(struct bench *b, unsigned int smis, struct work *w)
+{
+	u64 before[W_SIGNALS + 1];
+	unsigned int i;
+	bool ipi;
+	char *dir;
+
+	for (i = 0; i <= W_SIGNALS; i++)
+		before[i] = __atomic_load_n(&b->work[i], __ATOMIC_SEQ_CST);
+	dir = trace_start(&ipi);
+	run_writer(b, smis);
+	trace_count(dir, ipi, smis, w);
+	ich9smi_trace_close(dir);
+	check_arrivals(b, 0);
+	for (i = 0; i <= W_SIGNALS; i++)
+		w->per_smi[i] = (double)(__atomic_load_n(&b->work[i],
+							  __ATOMIC_SEQ_CST) -
+					 before[i]) / smis;
 }
 
 static int cmp_u64(const void *a, const void *b)
@@ -359,7 +553,8 @@ static void percentiles(const struct bench *b, u64 *v, unsigned int n,
 
 static void bench_one(const struct path *path, unsigned int nr_vcpus,
 		      unsigned int warmup, unsigned int reps,
-		      unsigned int loops, int ctl_fd, struct result *res)
+		      unsigned int loops, unsigned int count_smis, int ctl_fd,
+		      struct result *res)
 {
 	u64 *samples[NR_MEASURES];
 	struct bench b;
@@ -400,6 +595,9 @@ static void bench_one(const struct path *path, unsigned int nr_vcpus,
 		t1 = guest_u64(&b, BENCH_T1);
 		res->smis_per_sec = loops * 1e6 / ticks_to_usec(&b, t1 - t0);
 	}
+
+	if (count_smis)
+		count_phase(&b, count_smis, &res->work);
 
 	res->path = path;
 	res->nr_vcpus = nr_vcpus;
@@ -456,6 +654,69 @@ static void print_table(const struct result *r, unsigned int nr)
 	}
 }
 
+static void print_count(double v)
+{
+	if (v < 0)
+		printf(" %8s", "n/a");
+	else
+		printf(" %8.2f", v);
+}
+
+/* Work per SMI: the VMM's own counts, then the L1 kernel's tracepoints. */
+static void print_work(const struct result *r, unsigned int nr,
+		       unsigned int count_smis)
+{
+	unsigned int i, w, k;
+
+	printf("\n# work per SMI over %u back-to-back SMIs: the VMM's exits to userspace, ioctls\n"
+	       "# and signals; traced in this kernel: exits to userspace, switches away from\n"
+	       "# the VMM's threads, IPIs sent, guest exits (and by reason)\n",
+	       count_smis);
+	printf("%-11s %5s", "path", "vcpus");
+	for (w = 0; w < NR_WORK; w++)
+		printf(" %8.8s", work_names[w]);
+	printf("  guest exits by reason\n");
+	for (i = 0; i < nr; i++) {
+		const struct work *x = &r[i].work;
+
+		printf("%-11s %5u", r[i].path->name, r[i].nr_vcpus);
+		for (w = 0; w < NR_WORK; w++)
+			print_count(x->per_smi[w]);
+		printf(" ");
+		for (k = 0; k < x->nr_reasons; k++)
+			printf(" %s=%.2f", x->reasons[k].name,
+			       x->reasons[k].per_smi);
+		printf("\n");
+	}
+}
+
+/*
+ * -A: the counts that define the paths. ich9smi takes no exit to
+ * userspace per SMI, by the VMM's count and by the tracepoint; QEMU's path
+ * takes at least one per vCPU.
+ */
+static void assert_counts(const struct result *r, unsigned int nr)
+{
+	unsigned int i;
+
+	for (i = 0; i < nr; i++) {
+		const struct path *p = r[i].path;
+		const double *w = r[i].work.per_smi;
+
+		if (p->device && (w[W_EXITS] != 0 || w[W_TP_EXITS] != 0))
+			fail("%s, %u vCPUs: %.2f (traced %.2f) %s, expected 0",
+			     p->name, r[i].nr_vcpus, w[W_EXITS], w[W_TP_EXITS],
+			     "exits to userspace per SMI");
+		if (p->trigger == TRIG_QEMU &&
+		    (w[W_EXITS] < r[i].nr_vcpus ||
+		     w[W_TP_EXITS] < r[i].nr_vcpus))
+			fail("%s, %u vCPUs: %.2f (traced %.2f) %s, expected >= %u",
+			     p->name, r[i].nr_vcpus, w[W_EXITS], w[W_TP_EXITS],
+			     "exits to userspace per SMI", r[i].nr_vcpus);
+	}
+	printf("\n# counts hold: ich9smi 0 exits to userspace per SMI, qemu at least N\n");
+}
+
 static void write_csv(const char *file, const struct result *r,
 		      unsigned int nr)
 {
@@ -468,14 +729,20 @@ static void write_csv(const char *file, const struct result *r,
 	for (m = 0; m < NR_MEASURES; m++)
 		fprintf(f, ",%s_median_us,%s_p90_us,%s_p99_us",
 			measure_names[m], measure_names[m], measure_names[m]);
-	fprintf(f, ",ratio_to_ich9smi,smis_per_sec\n");
+	fprintf(f, ",ratio_to_ich9smi,smis_per_sec");
+	for (m = 0; m < NR_WORK; m++)
+		fprintf(f, ",%s_per_smi", work_names[m]);
+	fprintf(f, "\n");
 	for (i = 0; i < nr; i++) {
 		fprintf(f, "%s,%u", r[i].path->name, r[i].nr_vcpus);
 		for (m = 0; m < NR_MEASURES; m++)
 			fprintf(f, ",%.3f,%.3f,%.3f", r[i].usec[m][0],
 				r[i].usec[m][1], r[i].usec[m][2]);
-		fprintf(f, ",%.3f,%.1f\n", ratio(r, nr, &r[i]),
+		fprintf(f, ",%.3f,%.1f", ratio(r, nr, &r[i]),
 			r[i].smis_per_sec);
+		for (m = 0; m < NR_WORK; m++)
+			fprintf(f, ",%.3f", r[i].work.per_smi[m]);
+		fprintf(f, "\n");
 	}
 	fclose(f);
 }
@@ -492,6 +759,7 @@ static void write_json(const char *file, const struct result *r,
 		(unsigned long long)tsc_khz);
 	fprintf(f, "  \"warmup\": %u,\n  \"reps\": %u,\n  \"rate_loops\": %u,\n",
 		o->warmup, o->reps, o->loops);
+	fprintf(f, "  \"count_smis\": %u,\n", o->count_smis);
 	fprintf(f, "  \"results\": [\n");
 	for (i = 0; i < nr; i++) {
 		fprintf(f, "    { \"path\": \"%s\", \"vcpus\": %u",
@@ -500,9 +768,18 @@ static void write_json(const char *file, const struct result *r,
 			fprintf(f, ", \"%s_us\": [%.3f, %.3f, %.3f]",
 				measure_names[m], r[i].usec[m][0],
 				r[i].usec[m][1], r[i].usec[m][2]);
-		fprintf(f, ", \"ratio_to_ich9smi\": %.3f, \"smis_per_sec\": %.1f }%s\n",
-			ratio(r, nr, &r[i]), r[i].smis_per_sec,
-			i + 1 < nr ? "," : "");
+		fprintf(f, ", \"ratio_to_ich9smi\": %.3f, \"smis_per_sec\": %.1f",
+			ratio(r, nr, &r[i]), r[i].smis_per_sec);
+		fprintf(f, ", \"work_per_smi\": {");
+		for (m = 0; m < NR_WORK; m++)
+			fprintf(f, "%s\"%s\": %.3f", m ? ", " : "",
+				work_names[m], r[i].work.per_smi[m]);
+		fprintf(f, "}, \"guest_exits_per_smi\": {");
+		for (m = 0; m < r[i].work.nr_reasons; m++)
+			fprintf(f, "%s\"%s\": %.3f", m ? ", " : "",
+				r[i].work.reasons[m].name,
+				r[i].work.reasons[m].per_smi);
+		fprintf(f, "} }%s\n", i + 1 < nr ? "," : "");
 	}
 	fprintf(f, "  ]\n}\n");
 	fclose(f);
@@ -535,6 +812,10 @@ static void help(void)
 	       "  -w N      warm-up SMIs, not measured (default 20)\n"
 	       "  -l N      back-to-back SMIs for the rate (default 200)\n"
 	       "  -R N      measured SMIs in the scaling run (default 20)\n"
+	       "  -k N      back-to-back SMIs whose work is counted (default 20,\n"
+	       "            0: none)\n"
+	       "  -A        fail unless ich9smi takes 0 exits to userspace per SMI\n"
+	       "            and QEMU's path at least one per vCPU\n"
 	       "  -c FILE   write the results as CSV\n"
 	       "  -j FILE   write the results as JSON\n");
 }
@@ -544,6 +825,7 @@ int main(int argc, char **argv)
 	struct options o = {
 		.vcpus = { 1, 2, 4, 8 }, .nr_vcpu_counts = 4,
 		.reps = 200, .warmup = 20, .loops = 200, .scale_reps = 20,
+		.count_smis = 20,
 	};
 	struct sigaction sa = { .sa_handler = kick_handler };
 	struct result *res;
@@ -552,7 +834,7 @@ int main(int argc, char **argv)
 	int ctl_fd, opt;
 	u64 tsc_khz = 0;
 
-	while ((opt = getopt(argc, argv, "n:s:r:w:l:R:c:j:h")) != -1) {
+	while ((opt = getopt(argc, argv, "n:s:r:w:l:R:k:Ac:j:h")) != -1) {
 		switch (opt) {
 		case 'n':
 			o.nr_vcpu_counts = parse_list(optarg, o.vcpus, 16);
@@ -572,6 +854,12 @@ int main(int argc, char **argv)
 		case 'R':
 			o.scale_reps = strtoul(optarg, NULL, 10);
 			break;
+		case 'k':
+			o.count_smis = strtoul(optarg, NULL, 10);
+			break;
+		case 'A':
+			o.assert_counts = true;
+			break;
 		case 'c':
 			o.csv = optarg;
 			break;
@@ -585,6 +873,8 @@ int main(int argc, char **argv)
 	}
 	if (!o.reps || !o.scale_reps)
 		fail("-r and -R must be at least 1");
+	if (o.assert_counts && !o.count_smis)
+		fail("-A needs counts: -k at least 1");
 	if (vm_smm_unsupported())
 		fail("%s", vm_smm_unsupported());
 	ctl_fd = ich9smi_open();
@@ -615,7 +905,8 @@ int main(int argc, char **argv)
 			fprintf(stderr, "# %s, %u vCPUs\n", paths[p].name, n);
 			bench_one(&paths[p], n, o.warmup,
 				  scaling ? o.scale_reps : o.reps,
-				  scaling ? 0 : o.loops, ctl_fd, &res[nr]);
+				  scaling ? 0 : o.loops, o.count_smis, ctl_fd,
+				  &res[nr]);
 			nr++;
 		}
 	}
@@ -623,11 +914,15 @@ int main(int argc, char **argv)
 		tsc_khz = res[0].tsc_khz;
 	printf("# guest TSC %llu kHz\n", (unsigned long long)tsc_khz);
 	print_table(res, nr);
+	if (o.count_smis)
+		print_work(res, nr, o.count_smis);
 	if (o.csv)
 		write_csv(o.csv, res, nr);
 	if (o.json)
 		write_json(o.json, res, nr, &o, tsc_khz);
 	printf("\n# every expected vCPU entered SMM for every SMI on every path\n");
+	if (o.assert_counts)
+		assert_counts(res, nr);
 	free(res);
 	close(ctl_fd);
 	return 0;
