@@ -231,7 +231,8 @@ perl -0pi -e '
 ' "$work/Documentation/virt/index.rst"
 commit "Documentation: virt: Document ich9smi" \
 "The ioctl ABI with its errors, the guest-visible semantics, feature
-negotiation, migration, lifetimes and locking, and how a VMM uses it."
+negotiation, migration, lifetimes and locking, how the driver reaches
+KVM, and the UAPI header's kernel-doc."
 
 # 0005: selftests.
 copy tools/testing/selftests/ich9smi

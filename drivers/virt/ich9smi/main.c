@@ -97,16 +97,17 @@ struct ich9smi_ioctl_op {
 
 /*
  * @_last is the last field of the struct's first version. Every struct
- * fits the buffer, starts with the header and has no tail padding.
+ * fits the buffer and starts with size and flags; that none has implicit
+ * padding (which handlers copy out) abi_test's static_asserts pin down.
  */
 #define ICH9SMI_IOCTL_OP(_ioctl, _fn, _struct, _last, _flags, _on_dev)	\
 	{								\
 		.size = sizeof(_struct) +				\
 			BUILD_BUG_ON_ZERO(sizeof(union ich9smi_ucmd_buffer) < \
 					  sizeof(_struct)) +		\
+			BUILD_BUG_ON_ZERO(offsetof(_struct, size) != 0) + \
 			BUILD_BUG_ON_ZERO(offsetof(_struct, flags) !=	\
-					  offsetof(struct ich9smi_ucmd_hdr, flags)) + \
-			BUILD_BUG_ON_ZERO(sizeof(_struct) % sizeof(u64)), \
+					  offsetof(struct ich9smi_ucmd_hdr, flags)), \
 		.min_size = offsetofend(_struct, _last),		\
 		.ioctl_num = _ioctl,					\
 		.valid_flags = _flags,					\

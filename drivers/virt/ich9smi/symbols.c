@@ -99,6 +99,13 @@ static enum ich9smi_resolution ich9smi_resolved_by;
 /* How many of the functions start with a sealed ENDBR (a NOP). */
 static unsigned int ich9smi_nr_sealed;
 
+/* 6.1 has no DISABLE_IBT: the CPU's bit alone does not mean enforced. */
+static bool ich9smi_ibt_enforced(void)
+{
+	return IS_ENABLED(CONFIG_X86_KERNEL_IBT) &&
+	       cpu_feature_enabled(X86_FEATURE_IBT);
+}
+
 static const char *ich9smi_resolution_name(enum ich9smi_resolution how)
 {
 	static const char * const names[] = {
@@ -120,7 +127,7 @@ int ich9smi_resolution_show(struct seq_file *m, void *unused)
 {
 	seq_printf(m, "resolution: %s\nibt: %s\nsealed_endbr: %u\n",
 		   ich9smi_resolution_name(ich9smi_resolved_by),
-		   cpu_feature_enabled(X86_FEATURE_IBT) ? "enforced" : "off",
+		   ich9smi_ibt_enforced() ? "enforced" : "off",
 		   ich9smi_nr_sealed);
 	return 0;
 }
@@ -493,7 +500,7 @@ int ich9smi_symbols_init(void)
 	pr_info("KVM calls resolved by %s: %zu functions, %u call sites, all direct calls; IBT %s, %u sealed ENDBR\n",
 		ich9smi_resolution_name(ich9smi_resolved_by),
 		ARRAY_SIZE(ich9smi_kvm_fns), nr_sites,
-		cpu_feature_enabled(X86_FEATURE_IBT) ? "enforced" : "off",
+		ich9smi_ibt_enforced() ? "enforced" : "off",
 		ich9smi_nr_sealed);
 	return 0;
 

@@ -9,8 +9,8 @@
  * function's address in /proc/kallsyms, and a call site for each function.
  *
  * Needs root. The in-tree module links KVM's functions and has neither
- * kvm_calls nor resolution in debugfs: the tests skip when the module's
- * debugfs directory lacks them.
+ * kvm_calls nor resolution in debugfs: the tests skip for a module the
+ * kernel does not taint as out of tree ('O').
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -141,40 +141,65 @@ static bool reaches(unsigned long target, unsigned long fn, bool call,
 	return call && thunks && target < fn && fn - target <= THUNK_ROOM;
 }
 
+/* The module was built out of tree: the kernel taints it 'O'. */
+static bool module_out_of_tree(void)
+{
+	char taint[32] = "";
+	FILE *f;
+
+	f = fopen("/sys/module/ich9smi/taint", "r");
+	if (!f)
+		return false;
+	if (!fgets(taint, sizeof(taint), f))
+		taint[0] = '\0';
+	fclose(f);
+	return strchr(taint, 'O');
+}
+
 /*
  * The out-of-tree module's debugfs "resolution": NAME is how it reached
- * KVM. 0 when found, 1 for the in-tree module (no such file), else -1.
+ * KVM. 0 when read, 1 for the in-tree module (which has no such file),
+ * -1 when an out-of-tree module's file cannot be read.
  */
 static int read_resolution(char name[32], char ibt[16], int *sealed)
 {
 	FILE *f;
 	int n;
 
-	if (access(DEBUGFS_DIR "instances", R_OK))
-		return -1;
+	if (!module_out_of_tree())
+		return 1;
 	f = fopen(RESOLUTION, "r");
 	if (!f)
-		return errno == ENOENT ? 1 : -1;
+		return -1;
 	n = fscanf(f, "resolution: %31s ibt: %15s sealed_endbr: %d", name, ibt,
 		   sealed);
 	fclose(f);
 	return n == 3 ? 0 : -1;
 }
 
-/* Whether the kernel enforces IBT: "ibt" among the CPU flags. */
-static bool cpuinfo_has_ibt(void)
+/*
+ * Whether the kernel enforces IBT: the CPU has it ("ibt" among the CPU
+ * flags) and the kernel was built for it (its IBT self-test is there).
+ */
+static bool ibt_enforced(void)
 {
 	char line[8192];
-	bool ibt = false;
+	bool cpu = false, kernel = false;
 	FILE *f;
 
 	f = fopen("/proc/cpuinfo", "r");
 	if (!f)
 		return false;
-	while (!ibt && fgets(line, sizeof(line), f))
-		ibt = !strncmp(line, "flags", 5) && strstr(line, " ibt");
+	while (!cpu && fgets(line, sizeof(line), f))
+		cpu = !strncmp(line, "flags", 5) && strstr(line, " ibt");
 	fclose(f);
-	return ibt;
+	f = fopen("/proc/kallsyms", "r");
+	if (!f)
+		return false;
+	while (!kernel && fgets(line, sizeof(line), f))
+		kernel = strstr(line, " ibt_selftest");
+	fclose(f);
+	return cpu && kernel;
 }
 
 TEST(resolution)
@@ -186,13 +211,12 @@ TEST(resolution)
 		SKIP(return, "needs root for debugfs");
 	ret = read_resolution(name, ibt, &sealed);
 	ASSERT_LE(0, ret)
-		TH_LOG("%s: debugfs not mounted, module not loaded or bad file",
-		       RESOLUTION);
+		TH_LOG("%s: debugfs not mounted or a bad file", RESOLUTION);
 	if (ret == 1)
 		SKIP(return, "in-tree module: KVM's functions are linked");
 	EXPECT_TRUE(!strcmp(name, "SYMBOL_GET") || !strcmp(name, "KALLSYMS"))
 		TH_LOG("resolution %s", name);
-	EXPECT_STREQ(cpuinfo_has_ibt() ? "enforced" : "off", ibt);
+	EXPECT_STREQ(ibt_enforced() ? "enforced" : "off", ibt);
 	EXPECT_LE(0, sealed);
 	EXPECT_GE((int)NR_FNS, sealed);
 	TH_LOG("resolution %s ibt %s sealed_endbr %d", name, ibt, sealed);

@@ -92,13 +92,13 @@ static const char *const measure_names[] = { "writer", "last", "back" };
 /* Work counted per SMI; the first three by the VMM, the rest traced. */
 enum {
 	W_EXITS, W_IOCTLS, W_SIGNALS,
-	W_TP_EXITS, W_SWITCHES, W_IPIS, W_GUEST_EXITS,
+	W_TP_EXITS, W_SWITCHES, W_IPI_SENDS, W_GUEST_EXITS,
 	NR_WORK
 };
 
 static const char *const work_names[] = {
 	"user_exits", "ioctls", "signals",
-	"tp_user_exits", "switches", "ipis", "guest_exits",
+	"tp_user_exits", "switches", "ipi_sends", "guest_exits",
 };
 
 #define MAX_REASONS	8
@@ -134,6 +134,7 @@ struct ap {
 	struct bench *bench;
 	struct vcpu *vcpu;
 	pthread_t thread;
+	int tid;		/* for the trace's pid filter */
 	int pending_smi;	/* set by kick(), consumed by the thread */
 	int stop;
 	const char *error;
@@ -151,6 +152,9 @@ struct bench {
 	/* The VMM's work: W_EXITS, W_IOCTLS and W_SIGNALS, all threads. */
 	u64 work[W_SIGNALS + 1];
 };
+
+/* -A: the counts need the tracepoints. */
+static bool trace_required;
 
 static void count_work(struct bench *b, unsigned int what)
 {
@@ -205,6 +209,7 @@ static void *ap_thread(void *arg)
 	struct ap *ap = arg;
 	struct vcpu *vcpu = ap->vcpu;
 
+	__atomic_store_n(&ap->tid, gettid(), __ATOMIC_SEQ_CST);
 	/* The first KVM_RUN starts the vCPU; every later one is work. */
 	while (!__atomic_load_n(&ap->stop, __ATOMIC_SEQ_CST)) {
 		__atomic_store_n(&vcpu->run->immediate_exit, 0,
@@ -403,21 +408,35 @@ static void trace_need(const char *dir, const char *file, const char *value)
 		fail("tracefs %s/%s: %s", dir, file, strerror(-ret));
 }
 
-/* A private instance tracing the count phase's events, buffer cleared. */
-static char *trace_start(bool *ipi)
+/*
+ * A private instance tracing the count phase's events of the bench's own
+ * threads (@b's), buffer cleared; NULL without tracefs (not root, say).
+ */
+static char *trace_start(struct bench *b, bool *ipi)
 {
-	char file[96], *dir;
+	char file[96], pids[GUEST_MAX_VCPUS * 12], prev[GUEST_MAX_VCPUS * 24];
+	size_t len, plen;
 	unsigned int i;
+	char *dir;
 	int fd;
 
 	dir = ich9smi_trace_open("kvm/kvm_userspace_exit");
 	if (!dir)
-		fail("no tracefs instance with kvm:kvm_userspace_exit (needs root and tracefs)");
+		return NULL;
 	trace_need(dir, "tracing_on", "0");
+	len = snprintf(pids, sizeof(pids), "%d", getpid());
+	plen = snprintf(prev, sizeof(prev), "prev_pid == %d", getpid());
+	for (i = 0; i < b->nr_aps; i++) {
+		int tid = __atomic_load_n(&b->aps[i].tid, __ATOMIC_SEQ_CST);
+
+		len += snprintf(pids + len, sizeof(pids) - len, " %d", tid);
+		plen += snprintf(prev + plen, sizeof(prev) - plen,
+				 " || prev_pid == %d", tid);
+	}
+	trace_need(dir, "set_event_pid", pids);
 	trace_need(dir, "buffer_size_kb", "8192");
 	trace_need(dir, "events/kvm/kvm_exit/enable", "1");
-	trace_need(dir, "events/sched/sched_switch/filter",
-		   "prev_comm == \"smi_bench\"");
+	trace_need(dir, "events/sched/sched_switch/filter", prev);
 	trace_need(dir, "events/sched/sched_switch/enable", "1");
 	*ipi = true;
 	for (i = 0; i < ARRAY_SIZE(ipi_events); i++) {
@@ -494,7 +513,7 @@ static void trace_count(char *dir, bool ipi, unsigned int smis,
 		} else if (strstr(line, " sched_switch: ")) {
 			n[W_SWITCHES]++;
 		} else if (strstr(line, " ipi_send_cpu")) {
-			n[W_IPIS]++;
+			n[W_IPI_SENDS]++;
 		}
 	}
 	fclose(f);
@@ -505,12 +524,13 @@ static void trace_count(char *dir, bool ipi, unsigned int smis,
 	n[W_TP_EXITS]--;
 	w->per_smi[W_TP_EXITS] = (double)n[W_TP_EXITS] / smis;
 	w->per_smi[W_SWITCHES] = (double)n[W_SWITCHES] / smis;
-	w->per_smi[W_IPIS] = ipi ? (double)n[W_IPIS] / smis : -1;
+	w->per_smi[W_IPI_SENDS] = ipi ? (double)n[W_IPI_SENDS] / smis : -1;
 	w->per_smi[W_GUEST_EXITS] = (double)n[W_GUEST_EXITS] / smis;
 }
 
 /* Run @smis back-to-back SMIs and count the work they take. */
-static void count_phase(struct bench *b, unsigned int smis, struct work *w)
+static void count_phase(struct bench *b, unsigned int smis, bool need_trace,
+			struct work *w)
 {
 	u64 before[W_SIGNALS + 1];
 	unsigned int i;
@@ -519,10 +539,17 @@ static void count_phase(struct bench *b, unsigned int smis, struct work *w)
 
 	for (i = 0; i <= W_SIGNALS; i++)
 		before[i] = __atomic_load_n(&b->work[i], __ATOMIC_SEQ_CST);
-	dir = trace_start(&ipi);
+	dir = trace_start(b, &ipi);
+	if (!dir && need_trace)
+		fail("no tracefs instance with kvm:kvm_userspace_exit (needs root and tracefs)");
 	run_writer(b, smis);
-	trace_count(dir, ipi, smis, w);
-	ich9smi_trace_close(dir);
+	if (dir) {
+		trace_count(dir, ipi, smis, w);
+		ich9smi_trace_close(dir);
+	} else {
+		for (i = W_TP_EXITS; i < NR_WORK; i++)
+			w->per_smi[i] = -1;
+	}
 	check_arrivals(b, 0);
 	for (i = 0; i <= W_SIGNALS; i++)
 		w->per_smi[i] = (double)(__atomic_load_n(&b->work[i],
@@ -596,8 +623,12 @@ static void bench_one(const struct path *path, unsigned int nr_vcpus,
 		res->smis_per_sec = loops * 1e6 / ticks_to_usec(&b, t1 - t0);
 	}
 
-	if (count_smis)
-		count_phase(&b, count_smis, &res->work);
+	if (count_smis) {
+		count_phase(&b, count_smis, trace_required, &res->work);
+	} else {
+		for (m = 0; m < NR_WORK; m++)
+			res->work.per_smi[m] = -1;
+	}
 
 	res->path = path;
 	res->nr_vcpus = nr_vcpus;
@@ -657,9 +688,9 @@ static void print_table(const struct result *r, unsigned int nr)
 static void print_count(double v)
 {
 	if (v < 0)
-		printf(" %8s", "n/a");
+		printf(" %13s", "n/a");
 	else
-		printf(" %8.2f", v);
+		printf(" %13.2f", v);
 }
 
 /* Work per SMI: the VMM's own counts, then the L1 kernel's tracepoints. */
@@ -674,7 +705,7 @@ static void print_work(const struct result *r, unsigned int nr,
 	       count_smis);
 	printf("%-11s %5s", "path", "vcpus");
 	for (w = 0; w < NR_WORK; w++)
-		printf(" %8.8s", work_names[w]);
+		printf(" %13s", work_names[w]);
 	printf("  guest exits by reason\n");
 	for (i = 0; i < nr; i++) {
 		const struct work *x = &r[i].work;
@@ -740,8 +771,13 @@ static void write_csv(const char *file, const struct result *r,
 				r[i].usec[m][1], r[i].usec[m][2]);
 		fprintf(f, ",%.3f,%.1f", ratio(r, nr, &r[i]),
 			r[i].smis_per_sec);
-		for (m = 0; m < NR_WORK; m++)
-			fprintf(f, ",%.3f", r[i].work.per_smi[m]);
+		for (m = 0; m < NR_WORK; m++) {
+			/* Empty where not counted or not available. */
+			if (r[i].work.per_smi[m] < 0)
+				fprintf(f, ",");
+			else
+				fprintf(f, ",%.3f", r[i].work.per_smi[m]);
+		}
 		fprintf(f, "\n");
 	}
 	fclose(f);
@@ -771,9 +807,13 @@ static void write_json(const char *file, const struct result *r,
 		fprintf(f, ", \"ratio_to_ich9smi\": %.3f, \"smis_per_sec\": %.1f",
 			ratio(r, nr, &r[i]), r[i].smis_per_sec);
 		fprintf(f, ", \"work_per_smi\": {");
-		for (m = 0; m < NR_WORK; m++)
-			fprintf(f, "%s\"%s\": %.3f", m ? ", " : "",
-				work_names[m], r[i].work.per_smi[m]);
+		for (m = 0; m < NR_WORK; m++) {
+			fprintf(f, "%s\"%s\": ", m ? ", " : "", work_names[m]);
+			if (r[i].work.per_smi[m] < 0)
+				fprintf(f, "null");
+			else
+				fprintf(f, "%.3f", r[i].work.per_smi[m]);
+		}
 		fprintf(f, "}, \"guest_exits_per_smi\": {");
 		for (m = 0; m < r[i].work.nr_reasons; m++)
 			fprintf(f, "%s\"%s\": %.3f", m ? ", " : "",
@@ -859,6 +899,7 @@ int main(int argc, char **argv)
 			break;
 		case 'A':
 			o.assert_counts = true;
+			trace_required = true;
 			break;
 		case 'c':
 			o.csv = optarg;
