@@ -210,7 +210,6 @@ static inline int ich9smi_symbols_init(void)
 static inline void ich9smi_symbols_exit(void)
 {
 }
-
 #endif
 
 #endif /* __ICH9SMI_H */

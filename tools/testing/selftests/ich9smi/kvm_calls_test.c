@@ -9,8 +9,8 @@
  * function's address in /proc/kallsyms, and a call site for each function.
  *
  * Needs root. The in-tree module links KVM's functions and has neither
- * kvm_calls nor resolution in debugfs: the tests skip for a module the
- * kernel does not taint as out of tree ('O').
+ * kvm_calls nor resolution in debugfs: the tests skip when the module's
+ * debugfs directory is there without them.
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -141,36 +141,22 @@ static bool reaches(unsigned long target, unsigned long fn, bool call,
 	return call && thunks && target < fn && fn - target <= THUNK_ROOM;
 }
 
-/* The module was built out of tree: the kernel taints it 'O'. */
-static bool module_out_of_tree(void)
-{
-	char taint[32] = "";
-	FILE *f;
-
-	f = fopen("/sys/module/ich9smi/taint", "r");
-	if (!f)
-		return false;
-	if (!fgets(taint, sizeof(taint), f))
-		taint[0] = '\0';
-	fclose(f);
-	return strchr(taint, 'O');
-}
-
 /*
  * The out-of-tree module's debugfs "resolution": NAME is how it reached
- * KVM. 0 when read, 1 for the in-tree module (which has no such file),
- * -1 when an out-of-tree module's file cannot be read.
+ * KVM. 0 when read, 1 for the in-tree module (the module's debugfs
+ * directory is there, the file is not), -1 without debugfs or when the
+ * file cannot be read: a broken setup fails rather than skips.
  */
 static int read_resolution(char name[32], char ibt[16], int *sealed)
 {
 	FILE *f;
 	int n;
 
-	if (!module_out_of_tree())
-		return 1;
+	if (access(DEBUGFS_DIR "instances", R_OK))
+		return -1;
 	f = fopen(RESOLUTION, "r");
 	if (!f)
-		return -1;
+		return errno == ENOENT ? 1 : -1;
 	n = fscanf(f, "resolution: %31s ibt: %15s sealed_endbr: %d", name, ibt,
 		   sealed);
 	fclose(f);
