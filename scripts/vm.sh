@@ -231,7 +231,10 @@ boot() {
 	     -append "$append"
 	     -virtfs "local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap"
 	     -virtfs "local,path=$results,mount_tag=results,security_model=none,multidevs=remap")
-	msg "vm: booting $kver ($accel), job $job"
+	# ICH9SMI_ICOUNT (TCG only), e.g. shift=0,sleep=off: the guest's
+	# clock counts instructions executed, not host time (issue #13).
+	[ -z "${ICH9SMI_ICOUNT:-}" ] || cmd+=(-icount "$ICH9SMI_ICOUNT")
+	msg "vm: booting $kver ($accel${ICH9SMI_ICOUNT:+, icount $ICH9SMI_ICOUNT}), job $job"
 	set +e
 	if [ -n "$verbose" ]; then
 		timeout -k 10 "$vm_timeout" "${cmd[@]}" </dev/null 2>&1 |
