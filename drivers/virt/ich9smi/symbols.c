@@ -99,11 +99,14 @@ static enum ich9smi_resolution ich9smi_resolved_by;
 /* How many of the functions start with a sealed ENDBR (a NOP). */
 static unsigned int ich9smi_nr_sealed;
 
-/* 6.1 has no DISABLE_IBT: the CPU's bit alone does not mean enforced. */
-static bool ich9smi_ibt_enforced(void)
+/*
+ * "enforced" or "off", for the load line and debugfs. 6.1 has no
+ * DISABLE_IBT: the CPU's bit alone does not mean enforced.
+ */
+static const char *ich9smi_ibt_state(void)
 {
 	return IS_ENABLED(CONFIG_X86_KERNEL_IBT) &&
-	       cpu_feature_enabled(X86_FEATURE_IBT);
+	       cpu_feature_enabled(X86_FEATURE_IBT) ? "enforced" : "off";
 }
 
 static const char *ich9smi_resolution_name(enum ich9smi_resolution how)
@@ -127,7 +130,7 @@ int ich9smi_resolution_show(struct seq_file *m, void *unused)
 {
 	seq_printf(m, "resolution: %s\nibt: %s\nsealed_endbr: %u\n",
 		   ich9smi_resolution_name(ich9smi_resolved_by),
-		   ich9smi_ibt_enforced() ? "enforced" : "off",
+		   ich9smi_ibt_state(),
 		   ich9smi_nr_sealed);
 	return 0;
 }
@@ -500,7 +503,7 @@ int ich9smi_symbols_init(void)
 	pr_info("KVM calls resolved by %s: %zu functions, %u call sites, all direct calls; IBT %s, %u sealed ENDBR\n",
 		ich9smi_resolution_name(ich9smi_resolved_by),
 		ARRAY_SIZE(ich9smi_kvm_fns), nr_sites,
-		ich9smi_ibt_enforced() ? "enforced" : "off",
+		ich9smi_ibt_state(),
 		ich9smi_nr_sealed);
 	return 0;
 
