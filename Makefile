@@ -68,10 +68,10 @@ check:
 	@scripts/check.sh check
 
 bench:
-	@scripts/bench.sh
+	@scripts/check.sh bench
 
 e2e:
-	@scripts/e2e.sh
+	@scripts/check.sh e2e
 
 demo:
 	@scripts/check.sh demo

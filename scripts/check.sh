@@ -1,26 +1,32 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# check.sh check|demo: the README's two commands.
+# check.sh MODE: the make targets that run guests, one path for all of
+# them: install what is missing, build, run job MODE (a job of
+# scripts/guest-job.sh) in a guest of each kernel, report.
 #
-# check: install what is missing, run the static checks (checkpatch, sparse,
-#        W=1, shellcheck, kernel-doc and Sphinx), build the module for each
-#        Debian kernel under test and the selftests, and run every selftest
-#        in a guest of each kernel;
-#        then the real-firmware test (scripts/e2e-guest.sh) on 6.12.
-#        On Debian 12's 6.1 also: make install/uninstall and dkms in
-#        throw-away roots (scripts/packaging.sh) and the dkms-built module
-#        in a guest; on the 7.x kernel the upstream series applied to its
-#        linux-source and built there (scripts/intree.sh), and a guest
-#        running Debian's kernel with that KVM and both builds of the
-#        module. Beside the guests, on the second core: the debug kernel
+# check: also the static checks (checkpatch, sparse, W=1, shellcheck,
+#        kernel-doc and Sphinx); builds with W=1 and sparse; then the
+#        real-firmware job (e2e) on 6.12. On Debian 12's 6.1 also: make
+#        install/uninstall and dkms in throw-away roots
+#        (scripts/packaging.sh) and the dkms-built module in a guest; on the
+#        7.x kernel the upstream series applied to its linux-source and
+#        built there (scripts/intree.sh), and a guest running Debian's
+#        kernel with that KVM and both builds of the module. Beside the
+#        guests, on the second core: the debug kernel
 #        (scripts/debug-kernel.sh: KASAN, lockdep, UBSAN, kmemleak, fault
 #        injection), built once and cached, and every selftest, with
 #        fail_nth_test, in a guest of it; ICH9SMI_CHECK_DEBUG=0 leaves it
 #        out. At the end: the host's /boot and kernel images unchanged.
-# demo:  build, then run the demo job in the same guests, console shown.
+# demo:  the demo job, console shown.
+# e2e:   unmodified QEMU and OVMF boot a Debian kernel with Secure Boot,
+#        once served by QEMU and once by ich9smi (scripts/e2e-guest.sh;
+#        ICH9SMI_E2E_ARGS passes it options); each kernel's table at the end.
+# bench: smi_bench, console shown, on the newest kernel of the series in
+#        ICH9SMI_BENCH_KERNEL (default 6.12); scripts/bench.sh then leaves
+#        the table, CSV, JSON and plot in out/bench/.
 #
-# Both print timings, a summary per kernel and, last, one line
+# All print timings, a summary per kernel and, last, one line
 # "N passed, N failed[, N skipped]"; the exit status is 1 if anything failed.
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
@@ -28,8 +34,9 @@ set -euo pipefail
 
 mode=${1:-}
 case $mode in
-check | demo) ;;
-*) die "usage: $0 check|demo" ;;
+check | demo | e2e) ;;
+bench) ICH9SMI_KERNELS=${ICH9SMI_BENCH_KERNEL:-6.12} ;;
+*) die "usage: $0 check|demo|e2e|bench" ;;
 esac
 
 scripts=$ICH9SMI_ROOT/scripts
@@ -137,55 +144,39 @@ check_compiler() {
 	fi
 }
 
+# checked NAME CMD...: CMD's output is the result's detail when it passes,
+# shown when it fails.
+checked() {
+	local name=$1 out
+
+	shift
+	if out=$(cd "$ICH9SMI_ROOT" && "$@" 2>&1); then
+		result pass "$name" "$(printf '%s\n' "$out" | tr '\n' ';' | sed 's/;$//')"
+	else
+		printf '%s\n' "$out" | sed 's/^/    /'
+		result fail "$name" "see above"
+	fi
+}
+
+# checkpatch on every source file, quietly: no output when clean.
 checkpatch() {
-	local files out
+	local files
 
-	mapfile -t files < <(cd "$ICH9SMI_ROOT" &&
-		find Kbuild drivers/virt/ich9smi include/uapi/linux/ich9smi.h \
-		     tools/ich9smi tools/testing/selftests/ich9smi -type f \
-		     \( -name '*.[chS]' -o -name Makefile -o -name Kbuild \
-			-o -name Kconfig \) 2>/dev/null | sort)
-	if out=$(cd "$ICH9SMI_ROOT" &&
-		 perl "$KSRC_DIR/scripts/checkpatch.pl" --strict --no-tree \
-			--quiet --show-types -f "${files[@]}" 2>&1); then
-		result pass "checkpatch --strict" "${#files[@]} files"
-	else
-		printf '%s\n' "$out" | sed 's/^/    /'
-		result fail "checkpatch --strict" "see above"
-	fi
-}
-
-shellcheck_scripts() {
-	local out
-
-	if out=$(cd "$ICH9SMI_ROOT" &&
-		 shellcheck -x scripts/*.sh scripts/guest-init .ci/run 2>&1); then
-		result pass "shellcheck"
-	else
-		printf '%s\n' "$out" | sed 's/^/    /'
-		result fail "shellcheck" "see above"
-	fi
-}
-
-# kernel-doc -none -Wall on the header and sources, and a Sphinx build of
-# Documentation/ with warnings as errors (scripts/doccheck.py).
-doc_check() {
-	local out
-
-	if out=$(/usr/bin/python3 "$scripts/doccheck.py" "$KSRC_DIR" \
-		 "$ICH9SMI_ROOT" 2>&1); then
-		result pass "docs: kernel-doc and Sphinx" \
-			"$(printf '%s\n' "$out" | tr '\n' ';' | sed 's/;$//')"
-	else
-		printf '%s\n' "$out" | sed 's/^/    /'
-		result fail "docs: kernel-doc and Sphinx" "see above"
-	fi
+	mapfile -t files < <(find Kbuild drivers/virt/ich9smi \
+		include/uapi/linux/ich9smi.h tools/ich9smi \
+		tools/testing/selftests/ich9smi -type f \( -name '*.[chS]' \
+		-o -name Makefile -o -name Kbuild -o -name Kconfig \) | sort)
+	perl "$KSRC_DIR/scripts/checkpatch.pl" --strict --no-tree --quiet \
+		--show-types -f "${files[@]}" && echo "${#files[@]} files"
 }
 
 static_checks() {
-	checkpatch
-	shellcheck_scripts
-	doc_check
+	checked "checkpatch --strict" checkpatch
+	checked "shellcheck" shellcheck -x scripts/*.sh scripts/guest-init .ci/run
+	# kernel-doc -none -Wall on the header and sources, and a Sphinx
+	# build of Documentation/ with warnings as errors.
+	checked "docs: kernel-doc and Sphinx" \
+		/usr/bin/python3 scripts/doccheck.py "$KSRC_DIR" .
 }
 
 # build_module KVER: a clean W=1 build, then sparse over every source
@@ -195,7 +186,7 @@ build_module() {
 
 	check_compiler "$kver"
 	env KVER="$kver" "$scripts/module.sh" clean >/dev/null 2>&1 || true
-	if [ "$mode" = demo ]; then
+	if [ "$mode" != check ]; then
 		logged "$log" env KVER="$kver" "$scripts/module.sh" || {
 			result fail "$kver: build"
 			return 1
@@ -235,7 +226,7 @@ build_selftests() {
 
 	# Built anew: make goes by times, and another clone's sources may be
 	# older than the programs in the cache.
-	rm -rf "$SELFTESTS_OUT"
+	rm -rf "$KSFT_OUT"
 	if logged "$log" "$scripts/selftests.sh"; then
 		result pass "selftests build"
 	else
@@ -358,7 +349,10 @@ if [ "$mode" = check ] && [ "${ICH9SMI_CHECK_DEBUG:-1}" != 0 ] &&
 	debug_side=$!
 fi
 
-[ "$mode" = check ] || export ICH9SMI_VERBOSE=1
+case $mode in
+demo | bench) export ICH9SMI_VERBOSE=1 ;;
+e2e) export ICH9SMI_VM_TIMEOUT=${ICH9SMI_VM_TIMEOUT:-1200} ;;
+esac
 for kver in "${kernels[@]}"; do
 	if [[ " ${built[*]} " != *" $kver "* ]]; then
 		result skip "$kver: guest run" "nothing to run: a build failed"
@@ -392,4 +386,16 @@ if [ -n "$debug_side" ]; then
 fi
 check_host_unchanged
 timing "total" "$(since "$start")"
+for kver in "${built[@]}"; do
+	case $mode in
+	e2e)
+		msg "== $kver: real firmware"
+		cat "$ICH9SMI_CACHE/runs/$kver-e2e/results/e2e/e2e.txt" 2>/dev/null
+		;;
+	bench)
+		"$scripts/bench.sh" "$kver" ||
+			result fail "$kver: bench output" "scripts/bench.sh failed"
+		;;
+	esac
+done
 report

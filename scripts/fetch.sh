@@ -20,6 +20,9 @@ KSRC_FILES+=(
 	scripts/spelling.txt
 	scripts/const_structs.checkpatch
 	scripts/kernel-doc
+	scripts/subarch.include
+	tools/testing/selftests/kselftest/prefix.pl
+	tools/testing/selftests/kselftest/runner.sh
 	tools/testing/selftests/kselftest.h
 	tools/testing/selftests/kselftest_harness.h
 	tools/testing/selftests/lib.mk

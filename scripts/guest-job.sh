@@ -2,125 +2,189 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # The test guest's job, run by scripts/guest-init (PID 1, which powers the
-# guest off when the job ends) in the host's root (shared read-only over 9p). It loads KVM and the module under test, runs
-# the selftests, and leaves everything it saw in /run/results (a host
-# directory) for scripts/vm.sh to judge: steps, one <test>.tap and
-# <test>.rc per selftest, dmesg.txt, kmemleak.txt (when the kernel has
-# kmemleak), tainted, times and, last, done.
-# It judges nothing itself beyond what a step needs to go on.
+# guest off when the job ends) in the host's root, shared read-only over
+# 9p, with this run's results directory at /run/results. The job_*
+# functions below are the one description of each job: what it loads and
+# what it runs. The guest judges nothing beyond what a step needs to go on;
+# it leaves for scripts/vm.sh: steps (lib.sh's result() lines), the TAP or
+# KTAP of each test run, their names in "expect" (written before each
+# run), dmesg.txt, kmemleak.txt (kernels with kmemleak), tainted, times
+# and, last, done.
 set -uo pipefail
 
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 results=/run/results
-# KROOT, MODULE, SELFTESTS_DIR, SELFTESTS, TEST_TIMEOUT, BENCH_ARGS,
-# BENCH_TIMEOUT, E2E_ARGS and UDEV_RULE, written by vm.sh.
+# JOB, KVER, ICH9SMI_CACHE and the host's ICH9SMI_* overrides, from vm.sh.
 # shellcheck source=/dev/null
 . "$results/job.env"
+# shellcheck source=scripts/lib.sh
+. "$(dirname -- "$0")/lib.sh"
+ICH9SMI_RESULTS=$results/steps
+KVER=${KVER:?job.env names no kernel}
+KROOT=$(kernel_dir "$KVER")/root
+load_mark=0
 
 say() {
 	printf 'ich9smi-guest: %s\n' "$*"
 }
 
-# step STATUS NAME [DETAIL], STATUS as in lib.sh's result().
-step() {
-	printf '%s\t%s\t%s\n' "$1" "$2" "${3:-}" >>"$results/steps"
-	say "$1 $2${3:+: $3}"
+mark_time() {
+	printf '%s %s\n' "$1" "$(cut -d' ' -f1 /proc/uptime)" >>"$results/times"
 }
 
-uptime_s() {
-	cut -d' ' -f1 /proc/uptime
+# attempt NAME CMD...: CMD is step NAME; its output is the failure's detail.
+attempt() {
+	local name=$1 out
+
+	shift
+	if out=$("$@" 2>&1); then
+		result pass "$name"
+	else
+		result fail "$name" "$(tr '\n' ' ' <<<"$out")"
+		return 1
+	fi
 }
 
+# insmod_kvm DIR VENDOR: the in-tree build's kvm.ko and VENDOR.ko, which
+# export what the series adds; what they need besides each other
+# (irqbypass, ccp) comes from Debian's modules.
+insmod_kvm() {
+	local mod dep
 
-job=
-for arg in $(</proc/cmdline); do
-	case $arg in
-	ich9smi_job=*) job=${arg#*=} ;;
-	esac
-done
+	for mod in kvm "$2"; do
+		for dep in $(modinfo -F depends "$1/$mod.ko" | tr , ' '); do
+			[ "$dep" = kvm ] || modprobe -d "$KROOT" "$dep" || return
+		done
+		insmod "$1/$mod.ko" || return
+	done
+}
 
+# load_kvm [DIR]: Debian's KVM, or the in-tree build's from DIR.
 load_kvm() {
-	local mod out
+	local vendor out
 
 	if grep -qw svm /proc/cpuinfo; then
-		mod=kvm_amd
+		vendor=kvm-amd
 	elif grep -qw vmx /proc/cpuinfo; then
-		mod=kvm_intel
+		vendor=kvm-intel
 	else
-		step fail "load KVM" "the guest CPU has neither svm nor vmx"
+		result fail "load KVM" "the guest CPU has neither svm nor vmx"
 		return 1
 	fi
-	if ! out=$(modprobe -d "$KROOT" "$mod" 2>&1); then
-		step fail "load KVM" "modprobe $mod: $out"
+	if ! out=$(if [ -n "${1:-}" ]; then
+			insmod_kvm "$1" "$vendor"
+		   else
+			modprobe -d "$KROOT" "$vendor"
+		   fi 2>&1); then
+		result fail "load KVM" "$out"
+		return 1
+	elif [ ! -c /dev/kvm ]; then
+		# A selftest would only skip without it: a setup failure here.
+		result fail "load KVM" "$vendor loaded but there is no /dev/kvm"
 		return 1
 	fi
-	# A selftest would only skip without it; here that is a setup failure.
-	if [ ! -c /dev/kvm ]; then
-		step fail "load KVM" "$mod loaded but there is no /dev/kvm"
-		return 1
-	fi
-	step pass "load KVM" "$mod"
+	result pass "load KVM" "$vendor${1:+ of the in-tree build}"
 }
 
-load_module() {
-	local out
-
-	if ! out=$(insmod "$MODULE" 2>&1); then
-		step fail "insmod ich9smi.ko" "$out"
-		return 1
-	fi
-	step pass "insmod ich9smi.ko"
+# load FORM KO and unload FORM: one build of the module. load marks the
+# kernel log, for check_resolution.
+load() {
+	load_mark=$(dmesg | wc -l)
+	attempt "insmod ich9smi.ko ($1)" insmod "$2"
 }
 
-unload_module() {
-	local out
-
-	if ! out=$(rmmod ich9smi 2>&1); then
-		step fail "rmmod ich9smi" "$out"
-		return 1
-	fi
-	step pass "rmmod ich9smi"
+unload() {
+	attempt "rmmod ich9smi ($1)" rmmod ich9smi
 }
 
-# run_selftest NAME [AS [ARG...]]: its output goes to the console and to
-# NAME.tap, or AS.tap for a run with other arguments or in another setting.
+# check_resolution NAME: the module loaded last reaches KVM's functions by
+# NAME (LINKED in tree; SYMBOL_GET or KALLSYMS out of tree), as its load
+# lines and debugfs say; out of tree, its load line also says that every
+# call site of the functions it resolved was read back as a direct call.
+check_resolution() {
+	local log got dir=/sys/kernel/debug/ich9smi
+
+	log=$(dmesg | tail -n +"$((load_mark + 1))")
+	got=$(sed -n 's/.*ich9smi: KVM calls resolved by \([A-Z_]*\):.*/\1/p' \
+		<<<"$log" | tail -n 1)
+	if ! grep -q 'ich9smi: /dev/ich9smi ready$' <<<"$log"; then
+		result fail "resolution $1 in the kernel log" "no 'ready' line"
+	elif [ "${got:-LINKED}" = "$1" ]; then
+		result pass "resolution $1 in the kernel log"
+	else
+		result fail "resolution $1 in the kernel log" \
+			"the module printed '${got:-nothing}'"
+	fi
+	if [ ! -e "$dir/instances" ]; then
+		got="no $dir/instances"
+	elif [ ! -e "$dir/resolution" ]; then
+		got=LINKED
+	else
+		got=$(sed -n 's/^resolution: //p' "$dir/resolution")
+	fi
+	if [ "$got" = "$1" ]; then
+		result pass "resolution $1 in debugfs"
+	else
+		result fail "resolution $1 in debugfs" "found '${got:-nothing}'"
+	fi
+	[ "$1" != LINKED ] || return 0
+	got=$(sed -n 's/.*ich9smi: \(.*all direct calls.*\)$/\1/p' <<<"$log")
+	if [ -n "$got" ]; then
+		result pass "runtime-resolved calls are direct calls" "$got"
+	else
+		result fail "runtime-resolved calls are direct calls" \
+			"the module did not report its call sites checked"
+	fi
+}
+
+# attach_test runs the attach tool, built beside the selftests.
+export ICH9SMI_ATTACH_TOOL=$SELFTESTS_OUT/ich9smi-attach
+
+# run_kselftests: every selftest as kernel CI runs them, by the kselftest
+# runner, into ich9smi.ktap; vm.sh splits it by program.
+run_kselftests() {
+	local rc
+
+	printf 'ich9smi.ktap\n' >>"$results/expect"
+	say "running make -C $KSFT_DIR TARGETS=ich9smi run_tests"
+	(cd /tmp && kselftest_override_timeout=${ICH9SMI_TEST_TIMEOUT:-} \
+	 make -s -C "$KSFT_DIR" TARGETS=ich9smi O="$KSFT_OUT" run_tests) 2>&1 |
+		tee "$results/ich9smi.ktap"
+	rc=${PIPESTATUS[0]}
+	[ "$rc" -eq 0 ] || result fail "kselftest run_tests" "make exit status $rc"
+}
+
+# run_selftest NAME AS [ARG...]: one program on its own, into AS.tap.
 run_selftest() {
-	local name=$1 as=${2:-$1} rc
+	local name=$1 as=$2 rc
 
-	shift $(($# < 2 ? $# : 2))
+	shift 2
+	printf '%s\n' "$as" >>"$results/expect"
 	say "running $name${*:+ $*}"
-	(cd "$SELFTESTS_DIR" &&
-	 timeout -k 10 "$TEST_TIMEOUT" "./$name" "$@") 2>&1 |
+	(cd "$SELFTESTS_OUT" &&
+	 timeout -k 10 "${ICH9SMI_TEST_TIMEOUT:-240}" "./$name" "$@") 2>&1 |
 		tee "$results/$as.tap"
 	rc=${PIPESTATUS[0]}
 	printf '%s\n' "$rc" >"$results/$as.rc"
 }
 
-run_selftests() {
-	local test
-
-	# attach_test runs the attach tool, built beside the selftests.
-	export ICH9SMI_ATTACH_TOOL=$SELFTESTS_DIR/ich9smi-attach
-	for test in $SELFTESTS; do
-		run_selftest "$test"
-	done
-}
-
-# run_bench ARGS...: smi_bench, its table on the console and in bench.txt,
-# its CSV and JSON beside; a step records whether its checks held.
+# run_bench DEFAULT-ARGS: smi_bench with ICH9SMI_BENCH_ARGS or the job's
+# arguments, its table on the console and in bench.txt, its CSV and JSON
+# beside; a step records whether its checks held.
 run_bench() {
-	local rc
+	local rc args
 
-	say "running smi_bench $*"
-	(cd "$SELFTESTS_DIR" &&
-	 timeout -k 10 "$BENCH_TIMEOUT" ./smi_bench "$@" \
+	read -ra args <<<"${ICH9SMI_BENCH_ARGS:-$1}"
+	say "running smi_bench ${args[*]}"
+	(cd "$SELFTESTS_OUT" &&
+	 timeout -k 10 "${ICH9SMI_BENCH_TIMEOUT:-1200}" ./smi_bench "${args[@]}" \
 		-c "$results/bench.csv" -j "$results/bench.json") 2>&1 |
 		tee "$results/bench.txt"
 	rc=${PIPESTATUS[0]}
 	if [ "$rc" -eq 0 ]; then
-		step pass "smi_bench" "every vCPU entered SMM for every SMI"
+		result pass "smi_bench" "every vCPU entered SMM for every SMI"
 	else
-		step fail "smi_bench" "exit status $rc"
+		result fail "smi_bench" "exit status $rc"
 	fi
 }
 
@@ -132,270 +196,140 @@ run_udev_security() {
 	local udevd=/lib/systemd/systemd-udevd out
 
 	if [ ! -x "$udevd" ]; then
-		step fail "udev rule" "no $udevd (Debian's udev package)"
+		result fail "udev rule" "no $udevd (Debian's udev package)"
 		return 1
 	fi
 	mkdir -p /run/udev/rules.d
-	cp "$UDEV_RULE" /run/udev/rules.d/
+	cp "$ICH9SMI_ROOT/packaging/60-ich9smi.rules" /run/udev/rules.d/
 	# The job runs chrooted into the host's root; udevadm would ignore
 	# every request there.
 	export SYSTEMD_IGNORE_CHROOT=1
 	if ! out=$("$udevd" --daemon 2>&1); then
-		step fail "udev rule" "systemd-udevd: $out"
+		result fail "udev rule" "systemd-udevd: $out"
 		return 1
 	fi
 	udevadm trigger --action=add --subsystem-match=misc \
 		--sysname-match=ich9smi
 	if ! out=$(udevadm settle --timeout=60 2>&1); then
-		step fail "udev rule" "udevadm settle: $out"
+		result fail "udev rule" "udevadm settle: $out"
 	else
-		step pass "udev rule" "$(stat -c '%A %U:%G' /dev/ich9smi)"
+		result pass "udev rule" "$(stat -c '%A %U:%G' /dev/ich9smi)"
 	fi
 	ICH9SMI_NODE_POLICY=udev run_selftest security_test security_test-udev
 	udevadm control --exit
 }
 
-# check: every selftest, then a short benchmark run for its checks only.
-run_check() {
-	ICH9SMI_NODE_POLICY=module run_selftests
-	# shellcheck disable=SC2086 # BENCH_ARGS is a word list
-	run_bench $BENCH_ARGS
-	run_udev_security
-}
-
-# bench and demo: the benchmark, with the arguments the host chose.
-run_bench_job() {
-	# shellcheck disable=SC2086 # BENCH_ARGS is a word list
-	run_bench $BENCH_ARGS
-}
-
 # e2e: unmodified QEMU and OVMF with and without ich9smi, by
-# scripts/e2e-guest.sh, which writes its own steps; E2E_ARGS from the host.
+# scripts/e2e-guest.sh, which writes its own steps.
 run_e2e() {
 	local dir=$results/e2e rc
 
 	mkdir -p "$dir"
-	# shellcheck disable=SC2086 # E2E_ARGS is a word list
-	E2E_TOOL=$SELFTESTS_DIR/ich9smi-attach \
+	# shellcheck disable=SC2086 # ICH9SMI_E2E_ARGS is a word list
+	E2E_TOOL=$SELFTESTS_OUT/ich9smi-attach \
 	E2E_KERNEL=$KROOT/boot/vmlinuz-$KVER \
-		"$(dirname -- "$0")/e2e-guest.sh" $E2E_ARGS "$dir"
+		"$ICH9SMI_ROOT/scripts/e2e-guest.sh" ${ICH9SMI_E2E_ARGS:-} "$dir"
 	rc=$?
 	cat "$dir/steps" >>"$results/steps" 2>/dev/null
 	if [ "$rc" -ne 0 ] && ! grep -q '^fail' "$dir/steps" 2>/dev/null; then
-		step fail "e2e" "e2e-guest.sh exit status $rc"
+		result fail "e2e" "e2e-guest.sh exit status $rc"
 	fi
 }
 
-# How the module reaches KVM's functions (LINKED, SYMBOL_GET, KALLSYMS) is
-# checked twice: in the line it prints at load, and in its debugfs file,
-# which only the out-of-tree build has.
-
-# How many lines the kernel log has, to look only at those after them.
-log_lines() {
-	dmesg | wc -l
-}
-
-# check_resolution NAME [LINES]: the module's load lines after the first
-# LINES lines of the kernel log: "KVM calls resolved by NAME" out of tree,
-# none of that for the in-tree build (LINKED), then "/dev/ich9smi ready".
-check_resolution() {
-	local log got
-
-	log=$(dmesg | tail -n +"$((${2:-0} + 1))")
-	got=$(sed -n 's/.*ich9smi: KVM calls resolved by \([A-Z_]*\):.*/\1/p' \
-		<<<"$log" | tail -n 1)
-	if ! grep -q 'ich9smi: /dev/ich9smi ready$' <<<"$log"; then
-		step fail "resolution $1 in the kernel log" "no 'ready' line"
-	elif [ "${got:-LINKED}" = "$1" ]; then
-		step pass "resolution $1 in the kernel log"
-	else
-		step fail "resolution $1 in the kernel log" \
-			"the module printed '${got:-nothing}'"
-	fi
-}
-
-# check_debugfs_resolution NAME: debugfs reports the resolution NAME; the
-# in-tree build (LINKED) has no resolution file.
-check_debugfs_resolution() {
-	local dir=/sys/kernel/debug/ich9smi got
-
-	if [ ! -e "$dir/instances" ]; then
-		got="no $dir/instances"
-	elif [ ! -e "$dir/resolution" ]; then
-		got=LINKED
-	else
-		got=$(sed -n 's/^resolution: //p' "$dir/resolution")
-	fi
-	if [ "$got" = "$1" ]; then
-		step pass "resolution $1 in debugfs"
-	else
-		step fail "resolution $1 in debugfs" "found '${got:-nothing}'"
-	fi
-}
-
-# check_direct_calls [LINES]: the module's load line after the first LINES
-# lines of the kernel log says that it read back every call site of the
-# KVM functions it resolved at load and found direct calls to them.
-check_direct_calls() {
-	local line
-
-	line=$(dmesg | tail -n +"$((${1:-0} + 1))" |
-	       sed -n 's/.*ich9smi: \(.*all direct calls.*\)$/\1/p' | tail -n 1)
-	if [ -n "$line" ]; then
-		step pass "runtime-resolved calls are direct calls" "$line"
-	else
-		step fail "runtime-resolved calls are direct calls" \
-			"the module did not report its call sites checked"
-	fi
-}
-
-# dkms: the module that dkms built and installed (MODULE) on Debian's KVM,
-# which does not export the I/O bus functions; abi_test's info test only.
-run_dkms() {
+# The jobs. check (and debug, on the debug kernel): every selftest, a short
+# benchmark run for its checks only, the udev rule.
+job_check() {
+	load_kvm && load "out-of-tree build" "$(module_path "$KVER")" || return
+	ICH9SMI_NODE_POLICY=module run_kselftests
+	run_bench '-n 1,2 -s 4 -w 1 -r 3 -l 5 -R 1 -k 5 -A'
+	run_udev_security
 	check_resolution KALLSYMS
-	check_direct_calls
+	unload "out-of-tree build"
+}
+
+job_debug() {
+	job_check
+}
+
+# dkms: the module dkms built and installed (scripts/packaging.sh) on
+# Debian's KVM, which does not export the I/O bus functions.
+job_dkms() {
+	load_kvm && load "dkms build" "$(dkms_module)" || return
+	check_resolution KALLSYMS
 	run_selftest abi_test abi_test -t info
-	check_debugfs_resolution KALLSYMS
+	unload "dkms build"
 }
 
-# The KVM modules of the in-tree build (KVM_DIR), which export
-# kvm_io_bus_register_dev(), in place of Debian's; what they need besides
-# each other (irqbypass, ccp) comes from Debian's modules.
-load_patched_kvm() {
-	local vendor mod dep out
+# intree: Debian's kernel with the in-tree build's KVM. The driver built in
+# the tree links to KVM's exports and runs every selftest; then the
+# out-of-tree build finds the same exports with symbol_get().
+job_intree() {
+	local dir
 
-	if grep -qw svm /proc/cpuinfo; then
-		vendor=kvm-amd
-	elif grep -qw vmx /proc/cpuinfo; then
-		vendor=kvm-intel
-	else
-		step fail "load patched KVM" "the guest CPU has neither svm nor vmx"
-		return 1
+	dir=$(intree_modules_dir)
+	load_kvm "$dir" || return
+	if load "in-tree build" "$dir/ich9smi.ko"; then
+		run_kselftests
+		check_resolution LINKED
+		unload "in-tree build" || return
 	fi
-	for mod in kvm "$vendor"; do
-		for dep in $(modinfo -F depends "$KVM_DIR/$mod.ko" | tr , ' '); do
-			[ "$dep" != kvm ] || continue
-			if ! out=$(modprobe -d "$KROOT" "$dep" 2>&1); then
-				step fail "load patched KVM" "modprobe $dep: $out"
-				return 1
-			fi
-		done
-		if ! out=$(insmod "$KVM_DIR/$mod.ko" 2>&1); then
-			step fail "load patched KVM" "insmod $mod.ko: $out"
-			return 1
-		fi
-	done
-	if [ ! -c /dev/kvm ]; then
-		step fail "load patched KVM" "$vendor loaded but there is no /dev/kvm"
-		return 1
-	fi
-	step pass "load patched KVM" "kvm.ko and $vendor.ko of the in-tree build"
+	load "out-of-tree build" "$(module_path "$KVER")" || return
+	check_resolution SYMBOL_GET
+	run_selftest abi_test oot-abi_test -t info
+	run_selftest kvm_calls_test oot-kvm_calls_test
+	unload "out-of-tree build"
 }
 
-# insmod_form FORM PATH and rmmod_form FORM: one build of the module.
-insmod_form() {
-	local out
-
-	if ! out=$(insmod "$2" 2>&1); then
-		step fail "insmod ich9smi.ko ($1)" "$out"
-		return 1
-	fi
-	step pass "insmod ich9smi.ko ($1)"
+job_demo() {
+	load_kvm && load "out-of-tree build" "$(module_path "$KVER")" || return
+	run_bench '-n 1,2,4 -w 5 -r 40 -l 40'
+	unload "out-of-tree build"
 }
 
-rmmod_form() {
-	local out
-
-	if ! out=$(rmmod ich9smi 2>&1); then
-		step fail "rmmod ich9smi ($1)" "$out"
-		return 1
-	fi
-	step pass "rmmod ich9smi ($1)"
+job_bench() {
+	load_kvm && load "out-of-tree build" "$(module_path "$KVER")" || return
+	run_bench '-n 1,2,4,8 -s 16,32,64 -w 20 -r 200 -l 200 -R 10'
+	unload "out-of-tree build"
 }
 
-# intree: Debian's kernel with the patched KVM. The driver built in the tree
-# links to KVM's exports (LINKED) and runs every selftest; then the
-# out-of-tree build (OOT_MODULE) finds the same exports with symbol_get()
-# (SYMBOL_GET).
-run_intree() {
-	local lines
-
-	load_patched_kvm || return
-	lines=$(log_lines)
-	if insmod_form "in-tree build" "$MODULE"; then
-		check_resolution LINKED "$lines"
-		run_selftests
-		check_debugfs_resolution LINKED
-		rmmod_form "in-tree build" || return
-	fi
-	lines=$(log_lines)
-	if insmod_form "out-of-tree build" "$OOT_MODULE"; then
-		check_resolution SYMBOL_GET "$lines"
-		check_direct_calls "$lines"
-		run_selftest abi_test oot-abi_test -t info
-		run_selftest kvm_calls_test oot-kvm_calls_test
-		check_debugfs_resolution SYMBOL_GET
-		rmmod_form "out-of-tree build"
-	fi
-	printf 'tests %s\n' "$(uptime_s)" >>"$results/times"
+job_e2e() {
+	load_kvm && load "out-of-tree build" "$(module_path "$KVER")" || return
+	run_e2e
+	unload "out-of-tree build"
 }
 
 # kmemleak reports an object once a scan finds it unreferenced, older than
 # 5 s and unchanged since the scan before: one scan alone reports nothing.
-kmemleak_scan_twice() {
-	echo scan >"$1"
-	echo scan >"$1"
-}
-
-# Mark what kmemleak suspects after boot as seen: the scan at the end then
-# reports only what leaked since.
-kmemleak_baseline() {
+# At boot, what it suspects is marked as seen; at the end (after 5 s, so
+# that what the last test leaked is old enough) it lists what leaked since.
+kmemleak() {
 	local ctl=/sys/kernel/debug/kmemleak
 
 	[ -w "$ctl" ] || return 0
-	kmemleak_scan_twice "$ctl"
-	echo clear >"$ctl"
-}
-
-# Ask kmemleak, where the kernel has it, for its list of leaked objects.
-kmemleak_scan() {
-	local ctl=/sys/kernel/debug/kmemleak
-
-	[ -w "$ctl" ] || return 0
-	# Old enough to be reported: what the last test leaked.
-	sleep 5
-	kmemleak_scan_twice "$ctl"
-	cat "$ctl" >"$results/kmemleak.txt"
+	[ "$1" = baseline ] || sleep 5
+	echo scan >"$ctl"
+	echo scan >"$ctl"
+	if [ "$1" = baseline ]; then
+		echo clear >"$ctl"
+	else
+		cat "$ctl" >"$results/kmemleak.txt"
+	fi
 }
 
 mount -t debugfs debugfs /sys/kernel/debug
 mount -t tracefs tracefs /sys/kernel/tracing
-kmemleak_baseline
-printf 'boot %s\n' "$(uptime_s)" >"$results/times"
-say "job '$job' on $(uname -r)"
-
+kmemleak baseline
+mark_time boot
+say "job '$JOB' on $(uname -r)"
 if [ "$(uname -r)" != "$KVER" ]; then
-	step fail "kernel release" "booted $(uname -r), expected $KVER"
-elif [ "$job" = intree ]; then
-	run_intree
-elif load_kvm && load_module; then
-	case $job in
-	check | debug)
-		run_check
-		check_resolution KALLSYMS
-		check_direct_calls
-		check_debugfs_resolution KALLSYMS
-		;;
-	dkms) run_dkms ;;
-	bench | demo) run_bench_job ;;
-	e2e) run_e2e ;;
-	*) step fail "job" "unknown job '$job'" ;;
-	esac
-	printf 'tests %s\n' "$(uptime_s)" >>"$results/times"
-	unload_module
+	result fail "kernel release" "booted $(uname -r), expected $KVER"
+elif ! declare -F "job_$JOB" >/dev/null; then
+	result fail "job" "unknown job '$JOB'"
+else
+	"job_$JOB"
+	mark_time tests
 fi
-
-kmemleak_scan
+kmemleak report
 dmesg >"$results/dmesg.txt"
 cat /proc/sys/kernel/tainted >"$results/tainted"
 : >"$results/done"

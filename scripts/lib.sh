@@ -26,7 +26,9 @@ KSRC_PKG=linux-source-6.12
 KSRC_SERIES=${KSRC_PKG#linux-source-}
 KSRC_DIR=$ICH9SMI_CACHE/src/$KSRC_PKG
 KSFT_DIR=$KSRC_DIR/tools/testing/selftests
-SELFTESTS_OUT=$ICH9SMI_CACHE/selftests
+# The kselftest build's O=: the programs land in kselftest/ich9smi below it.
+KSFT_OUT=$ICH9SMI_CACHE/selftests
+SELFTESTS_OUT=$KSFT_OUT/kselftest/ich9smi
 
 msg() { printf '%s\n' "$*"; }
 die() {

@@ -11,11 +11,10 @@ set -euo pipefail
 # shellcheck source=scripts/lib.sh
 . "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
 
-[ -f "$KSFT_DIR/lib.mk" ] || "$ICH9SMI_ROOT/scripts/fetch.sh"
+[ -f "$KSFT_DIR/kselftest/runner.sh" ] || "$ICH9SMI_ROOT/scripts/fetch.sh"
 rsync -a --delete "$ICH9SMI_ROOT/tools/testing/selftests/ich9smi/" \
 	"$KSFT_DIR/ich9smi/"
-mkdir -p "$SELFTESTS_OUT"
-make -C "$KSFT_DIR/ich9smi" OUTPUT="$SELFTESTS_OUT" \
+make -C "$KSFT_DIR" TARGETS=ich9smi O="$KSFT_OUT" FORCE_TARGETS=1 \
 	ICH9SMI_UAPI="$ICH9SMI_ROOT/include/uapi" USERCFLAGS=-Werror "$@"
 make -C "$ICH9SMI_ROOT/tools/ich9smi" OUTPUT="$SELFTESTS_OUT/" \
 	ICH9SMI_UAPI="$ICH9SMI_ROOT/include/uapi" EXTRA_CFLAGS=-Werror

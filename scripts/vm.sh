@@ -1,17 +1,20 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# vm.sh KVER JOB: boot the cached Debian kernel KVER in QEMU, run JOB
-# ("check", "debug", "demo", "bench" or "e2e") in it with scripts/guest-job.sh, and judge what the
-# guest left behind: every step, every selftest's TAP results, the kernel log
-# and taint flags, and whether it powered off in time. Outcomes go through
-# result(); the exit status is non-zero when any of them failed.
+# vm.sh KVER JOB: boot the cached Debian kernel KVER in QEMU, run JOB (a
+# job_* function of scripts/guest-job.sh: check, debug, dkms, intree, demo,
+# bench, e2e) in it, and judge what the guest left behind: every step,
+# every test's TAP results, the kernel log and taint flags, and whether it
+# powered off in time. Outcomes go through result(); the exit status is
+# non-zero when any of them failed.
 #
 # Environment: ICH9SMI_VERBOSE=1 streams the guest console and boots quietly
 # (make demo); ICH9SMI_ACCEL overrides the -accel argument (kvm, tcg...);
 # ICH9SMI_VM_TIMEOUT bounds one boot (seconds, default 300);
-# ICH9SMI_TEST_TIMEOUT bounds one selftest program (default 240);
-# ICH9SMI_E2E_ARGS are scripts/e2e-guest.sh's options for job e2e.
+# ICH9SMI_TEST_TIMEOUT bounds one selftest program (default: the
+# selftests' settings file, 240); ICH9SMI_BENCH_ARGS replaces the job's
+# smi_bench arguments; ICH9SMI_E2E_ARGS are scripts/e2e-guest.sh's options
+# for job e2e.
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 . "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
@@ -24,7 +27,6 @@ verbose=${ICH9SMI_VERBOSE:-}
 
 kdir=$(kernel_dir "$kver")
 root=$kdir/root
-moddir=$root/lib/modules/$kver
 run=$ICH9SMI_CACHE/runs/$kver-$job
 results=$run/results
 [ -f "$root/boot/vmlinuz-$kver" ] || die "kernel $kver is not in the cache (scripts/fetch.sh $kver)"
@@ -61,51 +63,21 @@ record() {
 	[ "$1" != fail ] || failed=1
 }
 
-# The modules.dep path of a module, empty when it is built in.
-module_dep_path() {
-	awk -F: -v name="${1//-/_}" '{
-		base = $1
-		sub(/.*\//, "", base)
-		sub(/\.ko(\.[a-z]+)?$/, "", base)
-		gsub(/-/, "_", base)
-		if (base == name) { print $1; exit }
-	}' "$moddir/modules.dep"
-}
-
-# Append a module (a modules.dep path) and, before it, what it depends on.
-declare -A queued
-initramfs_modules=()
-queue_module() {
-	local dep deps
-
-	[ -z "${queued[$1]:-}" ] || return 0
-	queued[$1]=1
-	read -ra deps < <(awk -F': *' -v p="$1" '$1 == p { print $2; exit }' \
-			  "$moddir/modules.dep")
-	for dep in "${deps[@]}"; do
-		queue_module "$dep"
-	done
-	initramfs_modules+=("$1")
-}
-
-# The initramfs: static busybox, guest-init, and the 9p client modules (and
-# what they need) decompressed, in load order.
+# The initramfs: static busybox, guest-init, and the 9p client modules and
+# what they need (unless built in), decompressed, in load order.
 make_initramfs() {
-	local work=$run/initramfs mod path name unpack
+	local work=$run/initramfs deps path name unpack
 
 	mkdir -p "$work"/{bin,dev,proc,sys,modules}
 	cp /bin/busybox "$work/bin/busybox"
 	ln -s busybox "$work/bin/sh"
 	install -m 755 "$ICH9SMI_ROOT/scripts/guest-init" "$work/init"
-	for mod in 9p 9pnet_virtio virtio_pci; do
-		path=$(module_dep_path "$mod")
-		if [ -n "$path" ]; then
-			queue_module "$path"
-		elif ! grep -Eq "/${mod}\\.ko\$" "$moddir/modules.builtin"; then
-			die "$kver has no module $mod"
-		fi
-	done
-	for path in "${initramfs_modules[@]}"; do
+	: >"$work/modules/order"
+	# --show-depends only prints what modprobe would load.
+	deps=$(modprobe -a --show-depends -d "$root" -S "$kver" \
+		9p 9pnet_virtio virtio_pci 2>&1) || die "$kver: $deps"
+	awk '$1 == "insmod" && !seen[$2]++ { print $2 }' <<<"$deps" |
+	while read -r path; do
 		case $path in
 		*.xz) unpack=(xz -dc) ;;
 		*.zst) unpack=(zstd -dcq) ;;
@@ -114,80 +86,26 @@ make_initramfs() {
 		esac
 		name=${path##*/}
 		name=${name%.ko*}.ko
-		"${unpack[@]}" "$moddir/$path" >"$work/modules/$name"
+		"${unpack[@]}" "$path" >"$work/modules/$name"
 		printf '%s\n' "$name" >>"$work/modules/order"
 	done
 	(cd "$work" && find . | cpio -o -H newc --quiet) >"$run/initramfs.cpio"
 	rm -rf "$work"
 }
 
-# smi_bench's arguments per job: check runs it for its checks only, demo
-# shows a short table, bench measures; ICH9SMI_BENCH_ARGS overrides.
-bench_args() {
-	if [ -n "${ICH9SMI_BENCH_ARGS:-}" ]; then
-		printf '%s' "$ICH9SMI_BENCH_ARGS"
-		return
-	fi
-	case $job in
-	check | debug) printf '%s' '-n 1,2 -s 4 -w 1 -r 3 -l 5 -R 1 -k 5 -A' ;;
-	demo) printf '%s' '-n 1,2,4 -w 5 -r 40 -l 40' ;;
-	*) printf '%s' '-n 1,2,4,8 -s 16,32,64 -w 20 -r 200 -l 200 -R 10' ;;
-	esac
-}
-
+# What the guest job reads besides its own defaults: the job, the kernel,
+# the cache, and the ICH9SMI_* settings given to this script.
 write_job_env() {
-	local tests
+	local var
 
-	tests=$(selftest_names | tr '\n' ' ')
 	{
-		printf 'KVER=%q\n' "$kver"
-		printf 'KROOT=%q\n' "$root"
-		printf 'MODULE=%q\n' "$(module_path "$kver")"
-		printf 'SELFTESTS_DIR=%q\n' "$SELFTESTS_OUT"
-		printf 'SELFTESTS=%q\n' "${tests% }"
-		printf 'TEST_TIMEOUT=%q\n' "${ICH9SMI_TEST_TIMEOUT:-240}"
-		printf 'BENCH_ARGS=%q\n' "$(bench_args)"
-		printf 'BENCH_TIMEOUT=%q\n' "${ICH9SMI_BENCH_TIMEOUT:-1200}"
-		printf 'E2E_ARGS=%q\n' "${ICH9SMI_E2E_ARGS:-}"
-		printf 'UDEV_RULE=%q\n' "$ICH9SMI_ROOT/packaging/60-ich9smi.rules"
+		printf '%s=%q\n' JOB "$job" KVER "$kver" \
+			ICH9SMI_CACHE "$ICH9SMI_CACHE"
+		for var in ICH9SMI_TEST_TIMEOUT ICH9SMI_BENCH_ARGS \
+			   ICH9SMI_BENCH_TIMEOUT ICH9SMI_E2E_ARGS; do
+			[ -z "${!var:-}" ] || printf '%s=%q\n' "$var" "${!var}"
+		done
 	} >"$results/job.env"
-}
-
-# What the dkms and intree jobs load instead of the out-of-tree build
-# (MODULE, appended after write_job_env's so that it wins) and besides it.
-write_job_modules() {
-	local ko
-
-	case $job in
-	dkms)
-		ko=$(dkms_module) ||
-			die "no module built by dkms in the cache (scripts/packaging.sh $kver)"
-		printf 'MODULE=%q\n' "$ko"
-		;;
-	intree)
-		ko=$(intree_modules_dir)/ich9smi.ko
-		[ -f "$ko" ] ||
-			die "no in-tree build in the cache (scripts/intree.sh $kver)"
-		printf 'MODULE=%q\n' "$ko"
-		printf 'KVM_DIR=%q\n' "$(intree_modules_dir)"
-		printf 'OOT_MODULE=%q\n' "$(module_path "$kver")"
-		;;
-	esac >>"$results/job.env"
-}
-
-# The TAP files a job leaves, one per selftest run.
-job_taps() {
-	case $job in
-	check | debug)
-		selftest_names
-		printf '%s\n' security_test-udev
-		;;
-	intree)
-		selftest_names
-		printf '%s\n' oot-abi_test oot-kvm_calls_test
-		;;
-	dkms) printf 'abi_test\n' ;;
-	esac
 }
 
 # KVM only when the guest can use it in turn: a /dev/kvm without nested
@@ -217,7 +135,7 @@ boot() {
 
 	accel=$(accelerator)
 	append="console=ttyS0 printk.time=1 panic=-1 mitigations=off"
-	append+=" ich9smi_job=$job ich9smi_repo=$ICH9SMI_ROOT"
+	append+=" ich9smi_repo=$ICH9SMI_ROOT"
 	append+=" ich9smi_keep=$ICH9SMI_ROOT:$ICH9SMI_CACHE"
 	[ -z "$verbose" ] || append+=" quiet"
 	# 6.12's identify_cpu() clears the boot CPU's feature bits and sets
@@ -327,9 +245,55 @@ judge_selftest() {
 		record fail "$kver: $1" "did not finish"
 	elif [ "$count" -eq 0 ] || [ "$count" != "$plan" ]; then
 		record fail "$kver: $1" "$count TAP results for plan '1..$plan'"
+	elif [ "$rc" = 124 ]; then
+		record fail "$kver: $1" "timed out"
 	elif [ "$failures" -eq 0 ] && [ "$rc" != 0 ] && [ "$rc" != 4 ]; then
 		record fail "$kver: $1" "exit status $rc"
 	fi
+}
+
+# split_ktap: the kselftest runner's KTAP, one program's nested TAP in
+# NAME.tap and its exit status, as the runner reports it, in NAME.rc.
+split_ktap() {
+	awk -v dir="$results" '
+		/^# selftests: ich9smi: / {
+			name = $4
+			printf "" > (dir "/" name ".tap")
+			next
+		}
+		/^(not )?ok [0-9]+ selftests: ich9smi: / {
+			ok = $1 == "ok"
+			rc = ok ? 0 : "failed"
+			if (/ # SKIP/)
+				rc = 4
+			else if (/ # TIMEOUT/)
+				rc = 124
+			else if (match($0, / # exit=[0-9]+/))
+				rc = substr($0, RSTART + 8, RLENGTH - 8)
+			print rc > (dir "/" (ok ? $5 : $6) ".rc")
+			name = ""
+			next
+		}
+		name != "" && sub(/^# ?/, "") { print > (dir "/" name ".tap") }
+	' "$results/ich9smi.ktap"
+}
+
+# judge_tests: every test run the guest announced in "expect"; for the
+# kselftest runner's KTAP, every program the selftests' Makefile lists.
+judge_tests() {
+	local name test
+
+	[ -f "$results/expect" ] || return 0
+	while read -r name; do
+		if [ "$name" != ich9smi.ktap ]; then
+			judge_selftest "$name"
+			continue
+		fi
+		[ ! -f "$results/$name" ] || split_ktap
+		for test in $(selftest_names); do
+			judge_selftest "$test"
+		done
+	done <"$results/expect"
 }
 
 # The kernel log, from the guest's dmesg and from the console the host
@@ -373,13 +337,10 @@ rm -rf "$run"
 mkdir -p "$results"
 make_initramfs
 write_job_env
-write_job_modules
 start=$EPOCHREALTIME
 boot
 judge_boot "$(since "$start")"
 judge_steps
-for test in $(job_taps); do
-	judge_selftest "$test"
-done
+judge_tests
 judge_kernel_log
 exit "$failed"
