@@ -18,25 +18,44 @@ rm -rf "$out"
 mkdir -p "$out"
 cp "$results/bench.txt" "$results/bench.csv" "$results/bench.json" "$out/"
 
-# One line per path: the round-trip median against the vCPU count.
-plot() {
-	local csv=$out/bench.csv paths path cmds=()
+# The CSV column named $1.
+column() {
+	head -n 1 "$out/bench.csv" | tr , '\n' | grep -nx -- "$1" | cut -d: -f1
+}
 
+# plot_lines COLUMN: one gnuplot line per path, COLUMN against vCPUs.
+plot_lines() {
+	local csv=$out/bench.csv col path paths cmds=()
+
+	col=$(column "$1")
 	paths=$(awk -F, 'NR > 1 && !seen[$1]++ { print $1 }' "$csv")
 	for path in $paths; do
-		cmds+=("'< grep \"^$path,\" $csv' using 2:9 with linespoints title '$path'")
+		cmds+=("'< grep \"^$path,\" $csv' using 2:$col with linespoints title '$path'")
 	done
+	(IFS=,; printf '%s\n' "${cmds[*]}")
+}
+
+# Above, the round trip per path against the vCPU count; below, the work
+# per SMI: exits to userspace, and guest exits, which the scaling run does
+# not count.
+plot() {
 	gnuplot <<GNUPLOT
-set terminal png size 900,600
+set terminal png size 900,1200
 set output '$out/bench.png'
 set datafile separator ','
+set multiplot layout 3,1 title 'SMI per path (kernel $kver, nested KVM under TCG)'
 set logscale x 2
-set logscale y
 set xlabel 'vCPUs'
-set ylabel 'OUT to writer back from SMM, median (us, guest TSC)'
-set title 'SMI round trip per path (kernel $kver, nested KVM under TCG)'
 set key left top
-plot $(IFS=,; printf '%s' "${cmds[*]}")
+set logscale y
+set ylabel 'round trip, median (us, guest TSC)'
+plot $(plot_lines back_median_us)
+unset logscale y
+set ylabel 'exits to userspace per SMI'
+plot $(plot_lines user_exits_per_smi)
+set ylabel 'guest exits per SMI'
+plot $(plot_lines guest_exits_per_smi)
+unset multiplot
 GNUPLOT
 }
 plot

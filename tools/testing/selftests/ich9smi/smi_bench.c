@@ -24,6 +24,13 @@
  * Every run checks that every expected vCPU entered SMM for every SMI and
  * exits non-zero if not.
  *
+ * -T repeats the whole measurement. The report opens with a summary per
+ * vCPU count: each path's round trip as a multiple of ich9smi's, pooled
+ * over the passes, with a 95% interval, and the ratio of each pass. The
+ * interval combines the distribution-free intervals of both medians (the
+ * order statistics around n/2), so it is conservative; one that contains
+ * 1.0 is reported as no difference.
+ *
  * Besides the clock, the work each path does per SMI is counted exactly
  * over a run of back-to-back SMIs: the VMM's own count of exits to
  * userspace, ioctls and signals, and, from tracepoints of this (L1)
@@ -119,12 +126,19 @@ struct result {
 	double usec[NR_MEASURES][3];	/* median, p90, p99 */
 	double smis_per_sec;
 	u64 tsc_khz;
+	u64 *back;			/* round trips, ticks, sorted */
+	unsigned int nr_back;
+};
+
+/* A pooled ratio to ich9smi: median ratio and its 95% interval. */
+struct interval {
+	double ratio, lo, hi;
 };
 
 struct options {
 	unsigned int vcpus[16], nr_vcpu_counts;
 	unsigned int scale[8], nr_scale;
-	unsigned int reps, warmup, loops, scale_reps, count_smis;
+	unsigned int reps, warmup, loops, scale_reps, count_smis, passes;
 	bool assert_counts;
 	const char *csv, *json;
 };
@@ -543,6 +557,14 @@ static void count_phase(struct bench *b, unsigned int smis, bool need_trace,
 	if (!dir && need_trace)
 		fail("no tracefs instance with kvm:kvm_userspace_exit (needs root and tracefs)");
 	run_writer(b, smis);
+	/*
+	 * The writer reports once it is back from SMM; the other vCPUs may
+	 * still be on their way out (RSM). Their threads do nothing else
+	 * once halted, and the writer's does nothing in userspace: a grace
+	 * period adds no work of its own to the window, and puts every RSM
+	 * of these SMIs in it.
+	 */
+	usleep(50 * 1000);
 	if (dir) {
 		trace_count(dir, ipi, smis, w);
 		ich9smi_trace_close(dir);
@@ -635,8 +657,11 @@ static void bench_one(const struct path *path, unsigned int nr_vcpus,
 	res->tsc_khz = b.tsc_khz;
 	for (m = 0; m < NR_MEASURES; m++) {
 		percentiles(&b, samples[m], reps, res->usec[m]);
-		free(samples[m]);
+		if (m != M_BACK)
+			free(samples[m]);
 	}
+	res->back = samples[M_BACK];
+	res->nr_back = reps;
 	bench_teardown(&b);
 }
 
@@ -646,7 +671,8 @@ static const struct result *find(const struct result *r, unsigned int nr,
 	unsigned int i;
 
 	for (i = 0; i < nr; i++)
-		if (r[i].nr_vcpus == nr_vcpus && !strcmp(r[i].path->name, name))
+		if (r[i].path && r[i].nr_vcpus == nr_vcpus &&
+		    !strcmp(r[i].path->name, name))
 			return &r[i];
 	return NULL;
 }
@@ -657,6 +683,130 @@ static double ratio(const struct result *all, unsigned int nr,
 	const struct result *base = find(all, nr, "ich9smi", r->nr_vcpus);
 
 	return base ? r->usec[M_BACK][0] / base->usec[M_BACK][0] : 0;
+}
+
+/* Every pass's round trips of one path and vCPU count, sorted. */
+static u64 *pooled(const struct result *r, unsigned int per_pass,
+		   unsigned int passes, const char *name, unsigned int nr_vcpus,
+		   unsigned int *n)
+{
+	const struct result *x;
+	unsigned int p;
+	u64 *v = NULL;
+
+	*n = 0;
+	for (p = 0; p < passes; p++) {
+		x = find(r + p * per_pass, per_pass, name, nr_vcpus);
+		if (!x)
+			continue;
+		v = realloc(v, (*n + x->nr_back) * sizeof(*v));
+		if (!v)
+			fail("out of memory");
+		memcpy(v + *n, x->back, x->nr_back * sizeof(*v));
+		*n += x->nr_back;
+	}
+	qsort(v, *n, sizeof(*v), cmp_u64);
+	return v;
+}
+
+/*
+ * The median of sorted v[n] and its distribution-free 95% interval: the
+ * order statistics n/2 -+ 1.96 sqrt(n)/2, clamped.
+ */
+static void median_interval(const u64 *v, unsigned int n, double out[3])
+{
+	unsigned int half = 0;
+	int lo, hi;
+
+	/* half = 0.98 sqrt(n), rounded down */
+	while ((half + 1) * (half + 1) * 10000ull <= n * 9604ull)
+		half++;
+	lo = (int)(n / 2) - (int)half;
+	hi = (int)(n / 2 + half + 1);
+	if (lo < 0)
+		lo = 0;
+	if (hi > (int)n - 1)
+		hi = n - 1;
+	out[0] = v[n / 2];
+	out[1] = v[lo];
+	out[2] = v[hi];
+}
+
+static bool pooled_ratio(const struct result *r, unsigned int per_pass,
+			 unsigned int passes, const struct result *x,
+			 struct interval *iv)
+{
+	double a[3], b[3];
+	unsigned int na, nb;
+	u64 *va, *vb;
+
+	va = pooled(r, per_pass, passes, x->path->name, x->nr_vcpus, &na);
+	vb = pooled(r, per_pass, passes, "ich9smi", x->nr_vcpus, &nb);
+	if (va && vb && na && nb) {
+		median_interval(va, na, a);
+		median_interval(vb, nb, b);
+		iv->ratio = a[0] / b[0];
+		iv->lo = a[1] / b[2];
+		iv->hi = a[2] / b[1];
+	}
+	free(va);
+	free(vb);
+	return va && vb && na && nb;
+}
+
+/*
+ * The summary: per vCPU count, the fastest path, and every path's round
+ * trip as a multiple of ich9smi's, pooled over the passes, with its
+ * interval and each pass's ratio of medians.
+ */
+static void print_summary(const struct result *r, unsigned int per_pass,
+			  unsigned int passes)
+{
+	const char *fastest = "";
+	unsigned int i, j, p;
+	struct interval iv;
+
+	printf("\n# summary: OUT->writer back (round trip), medians over %u pass%s;\n"
+	       "# x ich9smi = the path's time / ich9smi's (above 1: ich9smi faster),\n"
+	       "# with a conservative 95%% interval; 'no difference' when it holds 1.0;\n"
+	       "# then each pass's ratio of medians, and their spread\n",
+	       passes, passes > 1 ? "es" : "");
+	printf("%5s %-11s %-11s %9s %16s %-15s %s\n", "vcpus", "fastest",
+	       "path", "x ich9smi", "95% interval", "", "per pass (spread)");
+	for (i = 0; i < per_pass; i++) {
+		const struct result *x = &r[i];
+		double best = 1e300, lo = 1e300, hi = 0, q;
+
+		if (!i || r[i - 1].nr_vcpus != x->nr_vcpus) {
+			for (j = i; j < per_pass &&
+			     r[j].nr_vcpus == x->nr_vcpus; j++)
+				if (pooled_ratio(r, per_pass, passes, &r[j],
+						 &iv) && iv.ratio < best) {
+					best = iv.ratio;
+					fastest = r[j].path->name;
+				}
+		} else {
+			fastest = "";
+		}
+		if (!pooled_ratio(r, per_pass, passes, x, &iv))
+			continue;
+		printf("%5u %-11s %-11s %9.2f   [%5.2f, %5.2f] %-15s",
+		       x->nr_vcpus, fastest, x->path->name, iv.ratio, iv.lo,
+		       iv.hi, !strcmp(x->path->name, "ich9smi") ? "" :
+		       iv.lo <= 1.0 && iv.hi >= 1.0 ? "no difference" :
+		       iv.ratio > 1 ? "ich9smi faster" : "ich9smi slower");
+		for (p = 0; p < passes; p++) {
+			const struct result *y = r + p * per_pass;
+
+			if (!y[i].path)
+				continue;
+			q = ratio(y, per_pass, &y[i]);
+			printf(" %.3f", q);
+			lo = q < lo ? q : lo;
+			hi = q > hi ? q : hi;
+		}
+		printf(" (%.1f%%)\n", 100 * (hi - lo) / iv.ratio);
+	}
 }
 
 static void print_table(const struct result *r, unsigned int nr)
@@ -749,8 +899,9 @@ static void assert_counts(const struct result *r, unsigned int nr)
 }
 
 static void write_csv(const char *file, const struct result *r,
-		      unsigned int nr)
+		      unsigned int nr, unsigned int passes)
 {
+	struct interval iv;
 	FILE *f = fopen(file, "w");
 	unsigned int i, m;
 
@@ -761,6 +912,7 @@ static void write_csv(const char *file, const struct result *r,
 		fprintf(f, ",%s_median_us,%s_p90_us,%s_p99_us",
 			measure_names[m], measure_names[m], measure_names[m]);
 	fprintf(f, ",ratio_to_ich9smi,smis_per_sec");
+	fprintf(f, ",pooled_ratio,pooled_ratio_lo,pooled_ratio_hi");
 	for (m = 0; m < NR_WORK; m++)
 		fprintf(f, ",%s_per_smi", work_names[m]);
 	fprintf(f, "\n");
@@ -771,6 +923,10 @@ static void write_csv(const char *file, const struct result *r,
 				r[i].usec[m][1], r[i].usec[m][2]);
 		fprintf(f, ",%.3f,%.1f", ratio(r, nr, &r[i]),
 			r[i].smis_per_sec);
+		if (pooled_ratio(r, nr, passes, &r[i], &iv))
+			fprintf(f, ",%.3f,%.3f,%.3f", iv.ratio, iv.lo, iv.hi);
+		else
+			fprintf(f, ",,,");
 		for (m = 0; m < NR_WORK; m++) {
 			/* Empty where not counted or not available. */
 			if (r[i].work.per_smi[m] < 0)
@@ -787,12 +943,14 @@ static void write_json(const char *file, const struct result *r,
 		       unsigned int nr, const struct options *o, u64 tsc_khz)
 {
 	FILE *f = fopen(file, "w");
+	struct interval iv;
 	unsigned int i, m;
 
 	if (!f)
 		fail("%s: %s", file, strerror(errno));
 	fprintf(f, "{\n  \"clock\": \"guest TSC\",\n  \"tsc_khz\": %llu,\n",
 		(unsigned long long)tsc_khz);
+	fprintf(f, "  \"passes\": %u,\n", o->passes);
 	fprintf(f, "  \"warmup\": %u,\n  \"reps\": %u,\n  \"rate_loops\": %u,\n",
 		o->warmup, o->reps, o->loops);
 	fprintf(f, "  \"count_smis\": %u,\n", o->count_smis);
@@ -806,6 +964,9 @@ static void write_json(const char *file, const struct result *r,
 				r[i].usec[m][1], r[i].usec[m][2]);
 		fprintf(f, ", \"ratio_to_ich9smi\": %.3f, \"smis_per_sec\": %.1f",
 			ratio(r, nr, &r[i]), r[i].smis_per_sec);
+		if (pooled_ratio(r, nr, o->passes, &r[i], &iv))
+			fprintf(f, ", \"pooled_ratio\": [%.3f, %.3f, %.3f]",
+				iv.ratio, iv.lo, iv.hi);
 		fprintf(f, ", \"work_per_smi\": {");
 		for (m = 0; m < NR_WORK; m++) {
 			fprintf(f, "%s\"%s\": ", m ? ", " : "", work_names[m]);
@@ -846,6 +1007,8 @@ static unsigned int parse_list(const char *s, unsigned int *out,
 static void help(void)
 {
 	printf("smi_bench [options]\n"
+	       "  -T N      passes: the -n list measured N times (default 1);\n"
+	       "            the summary pools them\n"
 	       "  -n LIST   vCPU counts, comma-separated (default 1,2,4,8)\n"
 	       "  -s LIST   scaling run vCPU counts (default none), fewer reps\n"
 	       "  -r N      measured SMIs per path and count (default 200)\n"
@@ -865,16 +1028,16 @@ int main(int argc, char **argv)
 	struct options o = {
 		.vcpus = { 1, 2, 4, 8 }, .nr_vcpu_counts = 4,
 		.reps = 200, .warmup = 20, .loops = 200, .scale_reps = 20,
-		.count_smis = 20,
+		.count_smis = 20, .passes = 1,
 	};
 	struct sigaction sa = { .sa_handler = kick_handler };
 	struct result *res;
-	unsigned int i, p, nr = 0, max;
+	unsigned int i, p, pass, nr = 0, max, per_pass = 0;
 	struct ich9smi_info info;
 	int ctl_fd, opt;
 	u64 tsc_khz = 0;
 
-	while ((opt = getopt(argc, argv, "n:s:r:w:l:R:k:Ac:j:h")) != -1) {
+	while ((opt = getopt(argc, argv, "n:s:r:w:l:R:k:T:Ac:j:h")) != -1) {
 		switch (opt) {
 		case 'n':
 			o.nr_vcpu_counts = parse_list(optarg, o.vcpus, 16);
@@ -897,6 +1060,9 @@ int main(int argc, char **argv)
 		case 'k':
 			o.count_smis = strtoul(optarg, NULL, 10);
 			break;
+		case 'T':
+			o.passes = strtoul(optarg, NULL, 10);
+			break;
 		case 'A':
 			o.assert_counts = true;
 			trace_required = true;
@@ -912,8 +1078,8 @@ int main(int argc, char **argv)
 			return opt == 'h' ? 0 : 2;
 		}
 	}
-	if (!o.reps || !o.scale_reps)
-		fail("-r and -R must be at least 1");
+	if (!o.reps || !o.scale_reps || !o.passes)
+		fail("-r, -R and -T must be at least 1");
 	if (o.assert_counts && !o.count_smis)
 		fail("-A needs counts: -k at least 1");
 	if (vm_smm_unsupported())
@@ -926,7 +1092,7 @@ int main(int argc, char **argv)
 	if (sigaction(KICK_SIGNAL, &sa, NULL))
 		fail("sigaction: %s", strerror(errno));
 
-	max = (o.nr_vcpu_counts + o.nr_scale) * NR_PATHS;
+	max = (o.nr_vcpu_counts + o.nr_scale) * NR_PATHS * o.passes;
 	res = calloc(max, sizeof(*res));
 	if (!res)
 		fail("out of memory");
@@ -934,36 +1100,55 @@ int main(int argc, char **argv)
 	printf("# smi_bench: clock guest TSC; per path and vCPU count\n");
 	printf("# %u warm-up and %u measured SMIs (%u in the scaling run);\n",
 	       o.warmup, o.reps, o.scale_reps);
-	printf("# rate over %u back-to-back SMIs\n", o.loops);
-	for (i = 0; i < o.nr_vcpu_counts + o.nr_scale; i++) {
-		bool scaling = i >= o.nr_vcpu_counts;
-		unsigned int n = scaling ? o.scale[i - o.nr_vcpu_counts] :
-					   o.vcpus[i];
+	printf("# rate over %u back-to-back SMIs; %u pass%s\n", o.loops,
+	       o.passes, o.passes > 1 ? "es" : "");
+	/*
+	 * Every pass measures the -n list; only the first counts work and
+	 * runs the scaling list. Pass P's results start at P * per_pass.
+	 */
+	for (pass = 0; pass < o.passes; pass++) {
+		nr = pass * per_pass;
+		for (i = 0; i < o.nr_vcpu_counts + o.nr_scale; i++) {
+			bool scaling = i >= o.nr_vcpu_counts;
+			unsigned int n = scaling ?
+				o.scale[i - o.nr_vcpu_counts] : o.vcpus[i];
 
-		for (p = 0; p < NR_PATHS; p++) {
-			if (n < paths[p].min_vcpus || n > paths[p].max_vcpus)
-				continue;
-			fprintf(stderr, "# %s, %u vCPUs\n", paths[p].name, n);
-			bench_one(&paths[p], n, o.warmup,
-				  scaling ? o.scale_reps : o.reps,
-				  scaling ? 0 : o.loops, o.count_smis, ctl_fd,
-				  &res[nr]);
-			nr++;
+			if (pass && scaling)
+				break;
+			for (p = 0; p < NR_PATHS; p++) {
+				if (n < paths[p].min_vcpus ||
+				    n > paths[p].max_vcpus)
+					continue;
+				fprintf(stderr, "# pass %u: %s, %u vCPUs\n",
+					pass + 1, paths[p].name, n);
+				bench_one(&paths[p], n, o.warmup,
+					  scaling ? o.scale_reps : o.reps,
+					  scaling ? 0 : o.loops,
+					  pass ? 0 : o.count_smis, ctl_fd,
+					  &res[nr]);
+				nr++;
+			}
 		}
+		if (!pass)
+			per_pass = nr;
 	}
-	if (nr)
+	if (per_pass)
 		tsc_khz = res[0].tsc_khz;
 	printf("# guest TSC %llu kHz\n", (unsigned long long)tsc_khz);
-	print_table(res, nr);
+	print_summary(res, per_pass, o.passes);
+	printf("\n# pass 1%s\n", o.passes > 1 ? " of the passes above" : "");
+	print_table(res, per_pass);
 	if (o.count_smis)
-		print_work(res, nr, o.count_smis);
+		print_work(res, per_pass, o.count_smis);
 	if (o.csv)
-		write_csv(o.csv, res, nr);
+		write_csv(o.csv, res, per_pass, o.passes);
 	if (o.json)
-		write_json(o.json, res, nr, &o, tsc_khz);
+		write_json(o.json, res, per_pass, &o, tsc_khz);
 	printf("\n# every expected vCPU entered SMM for every SMI on every path\n");
 	if (o.assert_counts)
-		assert_counts(res, nr);
+		assert_counts(res, per_pass);
+	for (i = 0; i < per_pass * o.passes; i++)
+		free(res[i].back);
 	free(res);
 	close(ctl_fd);
 	return 0;
