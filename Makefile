@@ -12,6 +12,7 @@
 #   make check       deps, static checks, builds, selftests in a guest per kernel
 #   make demo        deps, builds, the demo job in a guest per kernel
 #   make bench       the SMI benchmark in a 6.12 guest; results in out/bench/
+#   make trace       KVM's calls per SMI and path, from function_graph
 #   make e2e         unmodified QEMU and OVMF with and without ich9smi, in a
 #                    guest per kernel (make check runs it on 6.12 only)
 #   make clean       remove build output (downloads and kernels stay cached)
@@ -73,6 +74,9 @@ bench:
 e2e:
 	@scripts/check.sh e2e
 
+trace:
+	@scripts/check.sh trace
+
 demo:
 	@scripts/check.sh demo
 
@@ -116,4 +120,4 @@ debug-check:
 clean:
 	rm -rf $(CACHE)/build $(CACHE)/selftests $(CACHE)/runs
 
-.PHONY: all modules selftests deps check demo bench e2e clean
+.PHONY: all modules selftests deps check demo bench e2e trace clean

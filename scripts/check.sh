@@ -25,6 +25,8 @@
 # bench: smi_bench, console shown, on the newest kernel of the series in
 #        ICH9SMI_BENCH_KERNEL (default 6.12); scripts/bench.sh then leaves
 #        the table, CSV, JSON and plot in out/bench/.
+# trace: on the same kernel, function_graph of each path's SMIs, counted
+#        by scripts/graph-calls.py.
 #
 # All print timings, a summary per kernel and, last, one line
 # "N passed, N failed[, N skipped]"; the exit status is 1 if anything failed.
@@ -35,8 +37,8 @@ set -euo pipefail
 mode=${1:-}
 case $mode in
 check | demo | e2e) ;;
-bench) ICH9SMI_KERNELS=${ICH9SMI_BENCH_KERNEL:-6.12} ;;
-*) die "usage: $0 check|demo|e2e|bench" ;;
+bench | trace) ICH9SMI_KERNELS=${ICH9SMI_BENCH_KERNEL:-6.12} ;;
+*) die "usage: $0 check|demo|e2e|bench|trace" ;;
 esac
 
 scripts=$ICH9SMI_ROOT/scripts
@@ -395,6 +397,10 @@ for kver in "${built[@]}"; do
 	bench)
 		"$scripts/bench.sh" "$kver" ||
 			result fail "$kver: bench output" "scripts/bench.sh failed"
+		;;
+	trace)
+		"$scripts/graph-calls.py" \
+			"$ICH9SMI_CACHE/runs/$kver-trace/results"/graph-*.txt
 		;;
 	esac
 done

@@ -299,6 +299,39 @@ job_e2e() {
 	unload "out-of-tree build"
 }
 
+# trace: where each path's work goes, by call count: function_graph of
+# KVM's exit handler, the x2APIC fastpath, SMM entry and the VMM's ioctls,
+# over a short smi_bench run (1 vCPU, 3 SMIs) per path, into graph-PATH.txt
+# (scripts/graph-calls.py counts them).
+job_trace() {
+	local t=/sys/kernel/tracing p fn
+
+	load_kvm && load "out-of-tree build" "$(module_path "$KVER")" || return
+	for p in ich9smi ich9smi-uc qemu msi floor; do
+		echo nop >$t/current_tracer
+		: >$t/set_graph_function
+		for fn in svm_handle_exit vmx_handle_exit enter_smm \
+			  handle_fastpath_set_msr_irqoff kvm_arch_vcpu_ioctl \
+			  kvm_send_userspace_msi; do
+			! grep -q "^$fn\b" $t/available_filter_functions ||
+				echo "$fn" >>$t/set_graph_function
+		done
+		echo 32768 >$t/buffer_size_kb
+		echo function_graph >$t/current_tracer
+		: >$t/trace
+		"$SELFTESTS_OUT/smi_bench" -n 1 -p "$p" -w 2 -r 1 -l 0 -k 0 \
+			>/dev/null
+		cat $t/trace >"$results/graph-$p.txt"
+	done
+	echo nop >$t/current_tracer
+	if grep -q ich9smi_write "$results/graph-ich9smi.txt"; then
+		result pass "trace: the OUT to 0xB2 reached ich9smi_write"
+	else
+		result fail "trace: the OUT to 0xB2 reached ich9smi_write"
+	fi
+	unload "out-of-tree build"
+}
+
 # kmemleak reports an object once a scan finds it unreferenced, older than
 # 5 s and unchanged since the scan before: one scan alone reports nothing.
 # At boot, what it suspects is marked as seen; at the end (after 5 s, so

@@ -29,7 +29,7 @@
  * over the passes, with a 95% interval, and the ratio of each pass. The
  * interval combines the distribution-free intervals of both medians (the
  * order statistics around n/2), so it is conservative; one that contains
- * 1.0 is reported as no difference.
+ * 1.00, as printed (two decimals), is reported as no difference.
  *
  * Besides the clock, the work each path does per SMI is counted exactly
  * over a run of back-to-back SMIs: the VMM's own count of exits to
@@ -141,7 +141,22 @@ struct options {
 	unsigned int reps, warmup, loops, scale_reps, count_smis, passes;
 	bool assert_counts;
 	const char *csv, *json;
+	const char *only;	/* -p: comma-separated path names */
 };
+
+/* Whether -p (if given) names the path. */
+static bool path_selected(const struct options *o, const char *name)
+{
+	size_t len = strlen(name);
+	const char *s = o->only;
+
+	if (!s)
+		return true;
+	for (; s; s = strchr(s, ',') ? strchr(s, ',') + 1 : NULL)
+		if (!strncmp(s, name, len) && (s[len] == ',' || !s[len]))
+			return true;
+	return false;
+}
 
 /* A vCPU other than the writer, run by its own thread. */
 struct ap {
@@ -768,7 +783,7 @@ static void print_summary(const struct result *r, unsigned int per_pass,
 
 	printf("\n# summary: OUT->writer back (round trip), medians over %u pass%s;\n"
 	       "# x ich9smi = the path's time / ich9smi's (above 1: ich9smi faster),\n"
-	       "# with a conservative 95%% interval; 'no difference' when it holds 1.0;\n"
+	       "# with a conservative 95%% interval; 'no difference' when it holds 1.00;\n"
 	       "# then each pass's ratio of medians, and their spread\n",
 	       passes, passes > 1 ? "es" : "");
 	printf("%5s %-11s %-11s %9s %16s %-15s %s\n", "vcpus", "fastest",
@@ -793,7 +808,7 @@ static void print_summary(const struct result *r, unsigned int per_pass,
 		printf("%5u %-11s %-11s %9.2f   [%5.2f, %5.2f] %-15s",
 		       x->nr_vcpus, fastest, x->path->name, iv.ratio, iv.lo,
 		       iv.hi, !strcmp(x->path->name, "ich9smi") ? "" :
-		       iv.lo <= 1.0 && iv.hi >= 1.0 ? "no difference" :
+		       iv.lo < 1.005 && iv.hi >= 0.995 ? "no difference" :
 		       iv.ratio > 1 ? "ich9smi faster" : "ich9smi slower");
 		for (p = 0; p < passes; p++) {
 			const struct result *y = r + p * per_pass;
@@ -1007,6 +1022,7 @@ static unsigned int parse_list(const char *s, unsigned int *out,
 static void help(void)
 {
 	printf("smi_bench [options]\n"
+	       "  -p LIST   only these paths, comma-separated (default all)\n"
 	       "  -T N      passes: the -n list measured N times (default 1);\n"
 	       "            the summary pools them\n"
 	       "  -n LIST   vCPU counts, comma-separated (default 1,2,4,8)\n"
@@ -1037,7 +1053,7 @@ int main(int argc, char **argv)
 	int ctl_fd, opt;
 	u64 tsc_khz = 0;
 
-	while ((opt = getopt(argc, argv, "n:s:r:w:l:R:k:T:Ac:j:h")) != -1) {
+	while ((opt = getopt(argc, argv, "n:s:r:w:l:R:k:T:p:Ac:j:h")) != -1) {
 		switch (opt) {
 		case 'n':
 			o.nr_vcpu_counts = parse_list(optarg, o.vcpus, 16);
@@ -1062,6 +1078,14 @@ int main(int argc, char **argv)
 			break;
 		case 'T':
 			o.passes = strtoul(optarg, NULL, 10);
+			break;
+		case 'p':
+			o.only = optarg;
+			for (p = 0; p < NR_PATHS; p++)
+				if (path_selected(&o, paths[p].name))
+					break;
+			if (p == NR_PATHS)
+				fail("-p %s names no path", optarg);
 			break;
 		case 'A':
 			o.assert_counts = true;
@@ -1116,7 +1140,8 @@ int main(int argc, char **argv)
 			if (pass && scaling)
 				break;
 			for (p = 0; p < NR_PATHS; p++) {
-				if (n < paths[p].min_vcpus ||
+				if (!path_selected(&o, paths[p].name) ||
+				    n < paths[p].min_vcpus ||
 				    n > paths[p].max_vcpus)
 					continue;
 				fprintf(stderr, "# pass %u: %s, %u vCPUs\n",
