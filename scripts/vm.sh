@@ -10,6 +10,7 @@
 #
 # Environment: ICH9SMI_VERBOSE=1 streams the guest console and boots quietly
 # (make demo); ICH9SMI_ACCEL overrides the -accel argument (kvm, tcg...);
+# ICH9SMI_QEMU names the QEMU binary (scripts/qemu.sh builds patched ones);
 # ICH9SMI_VM_TIMEOUT bounds one boot (seconds, default 300);
 # ICH9SMI_TEST_TIMEOUT bounds one selftest program (default: the
 # selftests' settings file, 240); ICH9SMI_BENCH_ARGS replaces the job's
@@ -143,7 +144,7 @@ boot() {
 	# false, and KASAN reports its direct-map accesses (5-level addresses
 	# under -cpu max) as wild. 4-level paging keeps the debug kernel quiet.
 	[ "$job" != debug ] || append+=" no5lvl"
-	cmd=(qemu-system-x86_64 -M q35 -accel "$accel" -cpu max -smp 2 -m 2G
+	cmd=("${ICH9SMI_QEMU:-qemu-system-x86_64}" -M q35 -accel "$accel" -cpu max -smp 2 -m 2G
 	     -nodefaults -no-reboot -display none -serial stdio
 	     -kernel "$root/boot/vmlinuz-$kver" -initrd "$run/initramfs.cpio"
 	     -append "$append"

@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# qemu.sh SERIES: build Debian 12's QEMU, the source of the host's
+# qemu-system-x86 (fetched with a private deb-src configuration in the
+# cache, never installed), with the patches of qemu/SERIES/ applied on top
+# of Debian's, for x86_64-softmmu only. The build is cached in
+# $ICH9SMI_CACHE/qemu/SERIES-<key>/, the key a hash of the source version,
+# the patches and the configure options; it prints the path of its
+# qemu-system-x86_64, which finds its firmware and keymaps in the host's
+# /usr/share/qemu (the same Debian version).
+set -euo pipefail
+# shellcheck source=scripts/lib.sh
+. "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
+
+[ $# -eq 1 ] || die "usage: $0 SERIES (a directory of qemu/)"
+series=$1
+patches=$ICH9SMI_ROOT/qemu/$series
+[ -d "$patches" ] || die "no patch series $patches"
+
+# What the tests need: TCG and KVM, the q35 machine, 9p, no UI or docs.
+CONFIGURE=(
+	--prefix=/usr --target-list=x86_64-softmmu --disable-docs
+	--firmwarepath=/usr/share/qemu:/usr/share/seabios:/usr/lib/ipxe/qemu
+	--disable-werror --disable-user --enable-kvm --enable-tcg
+	--enable-virtfs --disable-gtk --disable-sdl --disable-vnc
+	--disable-spice --disable-opengl --disable-xen --disable-guest-agent
+	--disable-tools --disable-capstone --disable-slirp
+)
+
+# Its build dependencies, Debian 12 packages.
+BUILD_DEPS=(meson ninja-build pkg-config flex bison libglib2.0-dev
+	    libpixman-1-dev zlib1g-dev libcap-ng-dev libattr1-dev libfdt-dev)
+missing=()
+for pkg in "${BUILD_DEPS[@]}"; do
+	[ "$(dpkg-query -W -f='${db:Status-Abbrev}' "$pkg" 2>/dev/null)" = "ii " ] ||
+		missing+=("$pkg")
+done
+if [ ${#missing[@]} -ne 0 ]; then
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+		--no-install-recommends "${missing[@]}" >&2
+fi
+
+srcpkg=$(dpkg-query -W -f='${source:Package}' qemu-system-x86)
+srcver=$(dpkg-query -W -f='${source:Version}' qemu-system-x86)
+key=$({ printf '%s %s\n' "$srcpkg" "$srcver"
+	printf '%s\n' "${CONFIGURE[@]}"
+	cat "$patches"/*.patch; } | sha256sum | cut -c1-12)
+top=$ICH9SMI_CACHE/qemu
+out=$top/$series-$key
+if [ -x "$out/qemu-system-x86_64" ]; then
+	printf '%s\n' "$out/qemu-system-x86_64"
+	exit 0
+fi
+
+# Debian 12's sources, from the host's own mirrors.
+srcapt=$ICH9SMI_CACHE/apt/bookworm-src
+opts=(-o "Dir::Etc::sourcelist=$srcapt/sources.list" -o Dir::Etc::sourceparts=-
+      -o "Dir::State::Lists=$srcapt/lists" -o "Dir::Cache=$srcapt/cache"
+      -o APT::Sandbox::User=root)
+mkdir -p "$srcapt/lists/partial" "$srcapt/cache/archives/partial" "$top"
+printf 'deb-src %s %s main\n' "$(debian_mirror archive)" bookworm \
+	"$(debian_mirror archive)" bookworm-updates \
+	"$(debian_mirror security)" bookworm-security >"$srcapt/sources.list"
+apt-get "${opts[@]}" update -q --error-on=any >&2
+
+work=$top/$series-$key.partial
+rm -rf "$work"
+mkdir -p "$work"
+(cd "$work" &&
+ apt-get "${opts[@]}" source -q --download-only "$srcpkg=$srcver" >&2 &&
+ dpkg-source -x ./*.dsc src >&2)
+for p in "$patches"/*.patch; do
+	(cd "$work/src" && patch -p1 --forward --quiet <"$p") ||
+		die "qemu/$series/${p##*/} does not apply to $srcpkg $srcver"
+done
+mkdir -p "$work/build"
+(cd "$work/build" && ../src/configure "${CONFIGURE[@]}" >&2 &&
+ nice make -j "$(nproc)" qemu-system-x86_64 >&2)
+mkdir -p "$out"
+cp "$work/build/qemu-system-x86_64" "$out/"
+rm -rf "$work"
+printf '%s\n' "$out/qemu-system-x86_64"
