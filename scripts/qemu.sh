@@ -22,6 +22,7 @@ patches=$ICH9SMI_ROOT/qemu/$series
 CONFIGURE=(
 	--prefix=/usr --target-list=x86_64-softmmu --disable-docs
 	--firmwarepath=/usr/share/qemu:/usr/share/seabios:/usr/lib/ipxe/qemu
+	--disable-relocatable
 	--disable-werror --disable-user --enable-kvm --enable-tcg
 	--enable-virtfs --disable-gtk --disable-sdl --disable-vnc
 	--disable-spice --disable-opengl --disable-xen --disable-guest-agent
