@@ -7,8 +7,8 @@
 # of Debian's, for x86_64-softmmu only. The build is cached in
 # $ICH9SMI_CACHE/qemu/SERIES-<key>/, the key a hash of the source version,
 # the patches and the configure options; it prints the path of its
-# qemu-system-x86_64, which finds its firmware and keymaps in the host's
-# /usr/share/qemu (the same Debian version).
+# bin/qemu-system-x86_64, which finds its firmware and keymaps where the
+# host's QEMU (the same Debian version) does.
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 . "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
@@ -22,7 +22,6 @@ patches=$ICH9SMI_ROOT/qemu/$series
 CONFIGURE=(
 	--prefix=/usr --target-list=x86_64-softmmu --disable-docs
 	--firmwarepath=/usr/share/qemu:/usr/share/seabios:/usr/lib/ipxe/qemu
-	--disable-relocatable
 	--disable-werror --disable-user --enable-kvm --enable-tcg
 	--enable-virtfs --disable-gtk --disable-sdl --disable-vnc
 	--disable-spice --disable-opengl --disable-xen --disable-guest-agent
@@ -49,8 +48,8 @@ key=$({ printf '%s %s\n' "$srcpkg" "$srcver"
 	cat "$patches"/*.patch; } | sha256sum | cut -c1-12)
 top=$ICH9SMI_CACHE/qemu
 out=$top/$series-$key
-if [ -x "$out/qemu-system-x86_64" ]; then
-	printf '%s\n' "$out/qemu-system-x86_64"
+if [ -x "$out/bin/qemu-system-x86_64" ]; then
+	printf '%s\n' "$out/bin/qemu-system-x86_64"
 	exit 0
 fi
 
@@ -78,7 +77,12 @@ done
 mkdir -p "$work/build"
 (cd "$work/build" && ../src/configure "${CONFIGURE[@]}" >&2 &&
  nice make -j "$(nproc)" qemu-system-x86_64 >&2)
-mkdir -p "$out"
-cp "$work/build/qemu-system-x86_64" "$out/"
+# QEMU 7.2 finds its data relative to its binary (../share/qemu from
+# bin/): those paths lead to the host's.
+mkdir -p "$out/bin" "$out/share" "$out/lib/ipxe"
+cp "$work/build/qemu-system-x86_64" "$out/bin/"
+for dir in share/qemu share/seabios lib/ipxe/qemu; do
+	ln -s "/usr/$dir" "$out/$dir"
+done
 rm -rf "$work"
-printf '%s\n' "$out/qemu-system-x86_64"
+printf '%s\n' "$out/bin/qemu-system-x86_64"
