@@ -288,7 +288,7 @@ split_ktap() {
 # judge_tests: every test run the guest announced in "expect"; for the
 # kselftest runner's KTAP, every program the selftests' Makefile lists.
 judge_tests() {
-	local name test
+	local name test names
 
 	[ -f "$results/expect" ] || return 0
 	while read -r name; do
@@ -297,7 +297,11 @@ judge_tests() {
 			continue
 		fi
 		[ ! -f "$results/$name" ] || split_ktap
-		for test in $(selftest_names); do
+		names=$(selftest_names) || names=
+		if [ -z "$names" ]; then
+			record fail "$kver: selftests" "the Makefile lists none (emit_tests)"
+		fi
+		for test in $names; do
 			judge_selftest "$test"
 		done
 	done <"$results/expect"

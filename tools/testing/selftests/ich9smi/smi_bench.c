@@ -720,7 +720,8 @@ static u64 *pooled(const struct result *r, unsigned int per_pass,
 		memcpy(v + *n, x->back, x->nr_back * sizeof(*v));
 		*n += x->nr_back;
 	}
-	qsort(v, *n, sizeof(*v), cmp_u64);
+	if (*n)
+		qsort(v, *n, sizeof(*v), cmp_u64);
 	return v;
 }
 
