@@ -344,6 +344,33 @@ debug_lane() {
 		judged "debug kernel: guest run" "$scripts/debug-kernel.sh" guest
 }
 
+# QEMU with the series of qemu/outer/ and qemu/ich9smi/ (cached): the e2e
+# job's guest runs on it, and its kernel-apm tests run it inside; in make
+# check built niced while the guests below run.
+qemu_lane() {
+	local path name="qemu: build (qemu/outer, qemu/ich9smi)"
+
+	rm -f "$logs/qemu.path"
+	if path=$(timed "$name" nice "$scripts/qemu.sh" outer ich9smi \
+		  2>"$logs/qemu.log"); then
+		result pass "$name" "$path"
+		printf '%s\n' "$path" >"$logs/qemu.path"
+	else
+		tail -n 20 "$logs/qemu.log"
+		result fail "$name" "see $logs/qemu.log"
+	fi
+}
+
+qemu_side=
+if [ "$mode" = check ] && [ -n "${ICH9SMI_CHECK_E2E-6.12}" ]; then
+	qemu_lane >"$logs/qemu.out" 2>&1 &
+	qemu_side=$!
+elif [ "$mode" = e2e ]; then
+	qemu_lane
+	ICH9SMI_KAPM_QEMU=$(cat "$logs/qemu.path" 2>/dev/null || true)
+	export ICH9SMI_KAPM_QEMU ICH9SMI_QEMU=${ICH9SMI_KAPM_QEMU:-}
+fi
+
 debug_side=
 if [ "$mode" = check ] && [ "${ICH9SMI_CHECK_DEBUG:-1}" != 0 ] &&
    [ ${#built[@]} -ne 0 ]; then
@@ -353,7 +380,7 @@ fi
 
 case $mode in
 demo) export ICH9SMI_VERBOSE=1 ;;
-e2e) export ICH9SMI_VM_TIMEOUT=${ICH9SMI_VM_TIMEOUT:-1200} ;;
+e2e) export ICH9SMI_VM_TIMEOUT=${ICH9SMI_VM_TIMEOUT:-2400} ;;
 bench)
 	# make bench's guest runs for about 25 minutes under -icount.
 	export ICH9SMI_VERBOSE=1 ICH9SMI_VM_TIMEOUT=${ICH9SMI_VM_TIMEOUT:-5400} \
@@ -374,15 +401,22 @@ if [ -n "$host_side" ]; then
 	packaging_guests
 fi
 # The real-firmware test (make e2e) on the kernel series in
-# ICH9SMI_CHECK_E2E (default 6.12; empty skips it): about three minutes.
+# ICH9SMI_CHECK_E2E (default 6.12; empty skips it): about ten minutes.
 [ "$mode" = check ] || ICH9SMI_CHECK_E2E=
+if [ -n "$qemu_side" ]; then
+	wait "$qemu_side" || true
+	cat "$logs/qemu.out"
+	ICH9SMI_KAPM_QEMU=$(cat "$logs/qemu.path" 2>/dev/null || true)
+	export ICH9SMI_KAPM_QEMU
+fi
 for series in ${ICH9SMI_CHECK_E2E-6.12}; do
 	re=$(series_regex "$series") || die "unknown kernel series '$series'"
 	for kver in "${built[@]}"; do
 		[[ $kver =~ ^$re$ ]] || continue
 		timed "$kver: e2e run (real firmware)" \
 			judged "$kver: e2e: guest run" \
-			env ICH9SMI_VM_TIMEOUT="${ICH9SMI_VM_TIMEOUT:-1200}" \
+			env ICH9SMI_VM_TIMEOUT="${ICH9SMI_VM_TIMEOUT:-2400}" \
+			ICH9SMI_QEMU="${ICH9SMI_KAPM_QEMU:-}" \
 			"$scripts/vm.sh" "$kver" e2e
 	done
 done

@@ -237,6 +237,29 @@ run_e2e() {
 	fi
 }
 
+# kernel-apm: QEMU's own integration (the series in qemu/ich9smi/, built
+# on the host by scripts/qemu.sh), by scripts/kernel-apm-guest.py; with
+# --no-device once the module is unloaded.
+run_kernel_apm() {
+	local dir=$results/kernel-apm rc
+
+	if [ ! -x "${ICH9SMI_KAPM_QEMU:-}" ]; then
+		result fail "kernel-apm" "no patched QEMU (ICH9SMI_KAPM_QEMU)"
+		return
+	fi
+	mkdir -p "$dir"
+	KAPM_QEMU=$ICH9SMI_KAPM_QEMU KAPM_KERNEL=$KROOT/boot/vmlinuz-$KVER \
+	KAPM_MODULES=$KROOT/lib/modules/$KVER \
+	KAPM_APM_GUEST=$SELFTESTS_OUT/apm-guest \
+		"$ICH9SMI_ROOT/scripts/kernel-apm-guest.py" "$@" "$dir"
+	rc=$?
+	if [ "$rc" -ne 0 ] && ! grep -q '^fail' "$dir/steps" 2>/dev/null; then
+		result fail "kernel-apm" "kernel-apm-guest.py exit status $rc"
+	fi
+	cat "$dir/steps" >>"$results/steps" 2>/dev/null
+	rm -f "$dir/steps"
+}
+
 # The jobs. check (and debug, on the debug kernel): every selftest, a short
 # benchmark run for its checks only, the udev rule.
 job_check() {
@@ -296,7 +319,9 @@ job_bench() {
 job_e2e() {
 	load_kvm && load "out-of-tree build" "$(module_path "$KVER")" || return
 	run_e2e
-	unload "out-of-tree build"
+	run_kernel_apm
+	unload "out-of-tree build" || return
+	run_kernel_apm --no-device
 }
 
 # trace: where each path's work goes, by call count: function_graph of

@@ -1,22 +1,27 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# qemu.sh SERIES: build Debian 12's QEMU, the source of the host's
+# qemu.sh SERIES...: build Debian 12's QEMU, the source of the host's
 # qemu-system-x86 (fetched with a private deb-src configuration in the
-# cache, never installed), with the patches of qemu/SERIES/ applied on top
-# of Debian's, for x86_64-softmmu only. The build is cached in
-# $ICH9SMI_CACHE/qemu/SERIES-<key>/, the key a hash of the source version,
-# the patches and the configure options; it prints the path of its
+# cache, never installed), with the patches of each qemu/SERIES/ applied in
+# turn on top of Debian's, for x86_64-softmmu only. The build is cached in
+# $ICH9SMI_CACHE/qemu/SERIES+SERIES-<key>/, the key a hash of the source
+# version, the patches and the configure options; it prints the path of its
 # bin/qemu-system-x86_64, which finds its firmware and keymaps where the
-# host's QEMU (the same Debian version) does.
+# host's QEMU (the same Debian version) does. "qemu.sh outer ich9smi" is
+# the one build that serves both as the test guest's QEMU and as the QEMU
+# inside it.
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 . "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
 
-[ $# -eq 1 ] || die "usage: $0 SERIES (a directory of qemu/)"
-series=$1
-patches=$ICH9SMI_ROOT/qemu/$series
-[ -d "$patches" ] || die "no patch series $patches"
+[ $# -ge 1 ] || die "usage: $0 SERIES... (directories of qemu/)"
+series=$(IFS=+; printf '%s' "$*")
+patch_files=()
+for dir in "$@"; do
+	[ -d "$ICH9SMI_ROOT/qemu/$dir" ] || die "no patch series qemu/$dir"
+	patch_files+=("$ICH9SMI_ROOT/qemu/$dir"/*.patch)
+done
 
 # What the tests need: TCG and KVM, the q35 machine, 9p, no UI or docs.
 CONFIGURE=(
@@ -41,11 +46,22 @@ if [ ${#missing[@]} -ne 0 ]; then
 		--no-install-recommends "${missing[@]}" >&2
 fi
 
+# A series that imports the UAPI header (linux-headers/linux/ich9smi.h, as
+# QEMU's update-linux-headers.sh would) must carry this tree's.
+for p in "${patch_files[@]}"; do
+	grep -q '^+++ b/linux-headers/linux/ich9smi.h$' "$p" || continue
+	awk '/^\+\+\+ b\/linux-headers\/linux\/ich9smi.h$/ { f = 1; next }
+	     f && /^(diff|--) / { exit }
+	     f && /^\+/ { print substr($0, 2) }' "$p" |
+		cmp -s - "$ICH9SMI_ROOT/include/uapi/linux/ich9smi.h" ||
+		die "$p: linux-headers/linux/ich9smi.h is not include/uapi/linux/ich9smi.h; regenerate the patch"
+done
+
 srcpkg=$(dpkg-query -W -f='${source:Package}' qemu-system-x86)
 srcver=$(dpkg-query -W -f='${source:Version}' qemu-system-x86)
 key=$({ printf '%s %s\n' "$srcpkg" "$srcver"
 	printf '%s\n' "${CONFIGURE[@]}"
-	cat "$patches"/*.patch; } | sha256sum | cut -c1-12)
+	cat "${patch_files[@]}"; } | sha256sum | cut -c1-12)
 top=$ICH9SMI_CACHE/qemu
 out=$top/$series-$key
 if [ -x "$out/bin/qemu-system-x86_64" ]; then
@@ -70,9 +86,9 @@ mkdir -p "$work"
 (cd "$work" &&
  apt-get "${opts[@]}" source -q --download-only "$srcpkg=$srcver" >&2 &&
  dpkg-source -x ./*.dsc src >&2)
-for p in "$patches"/*.patch; do
+for p in "${patch_files[@]}"; do
 	(cd "$work/src" && patch -p1 --forward --quiet <"$p") ||
-		die "qemu/$series/${p##*/} does not apply to $srcpkg $srcver"
+		die "$p does not apply to $srcpkg $srcver"
 done
 mkdir -p "$work/build"
 (cd "$work/build" && ../src/configure "${CONFIGURE[@]}" >&2 &&

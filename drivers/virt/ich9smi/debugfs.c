@@ -4,7 +4,8 @@
  * ioctls are.
  *
  *   /sys/kernel/debug/ich9smi/instances    number of attached devices
- *   /sys/kernel/debug/ich9smi/<id>/state   registers, features, counters
+ *   /sys/kernel/debug/ich9smi/<id>/state   registers, features, exit set,
+ *                                          counters
  *   /sys/kernel/debug/ich9smi/kvm_calls    out of tree: every branch to KVM
  *   /sys/kernel/debug/ich9smi/resolution   out of tree: how KVM was reached
  */
@@ -27,6 +28,7 @@ DEFINE_SHOW_ATTRIBUTE(ich9smi_instances);
 static int ich9smi_state_show(struct seq_file *m, void *unused)
 {
 	struct ich9smi_dev *dev = m->private;
+	DECLARE_BITMAP(exit_set, ICH9SMI_EXIT_SET_BITS);
 	struct ich9smi_counters stats;
 	u64 host, requested, negotiated;
 	u8 apm_cnt, apm_sts;
@@ -41,6 +43,7 @@ static int ich9smi_state_show(struct seq_file *m, void *unused)
 	requested = dev->requested;
 	negotiated = dev->negotiated;
 	features_ok = dev->features_ok;
+	bitmap_copy(exit_set, dev->exit_set, ICH9SMI_EXIT_SET_BITS);
 	stats = dev->counters;
 	spin_unlock(&dev->lock);
 
@@ -50,6 +53,7 @@ static int ich9smi_state_show(struct seq_file *m, void *unused)
 		   requested);
 	seq_printf(m, "negotiated: %#llx\nfeatures_ok: %d\n", negotiated,
 		   features_ok);
+	seq_printf(m, "exit_set: %*pb\n", ICH9SMI_EXIT_SET_BITS, exit_set);
 	seq_printf(m, "cnt_writes: %llu\nsts_writes: %llu\nreads: %llu\n",
 		   stats.cnt_writes, stats.sts_writes, stats.reads);
 	seq_printf(m, "smis_unicast: %llu\nsmis_broadcast: %llu\n",
