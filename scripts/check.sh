@@ -21,7 +21,11 @@
 # demo:  the demo job, console shown.
 # e2e:   unmodified QEMU and OVMF boot a Debian kernel with Secure Boot,
 #        once served by QEMU and once by ich9smi (scripts/e2e-guest.sh;
-#        ICH9SMI_E2E_ARGS passes it options); each kernel's table at the end.
+#        ICH9SMI_E2E_ARGS passes it options), then QEMU with qemu/ich9smi/
+#        serves it itself: boot, SMI_EN, migration
+#        (scripts/kernel-apm-guest.py); the guest runs on the QEMU that
+#        scripts/qemu.sh builds with qemu/outer/ and qemu/ich9smi/; each
+#        kernel's table at the end.
 # bench: smi_bench, console shown, on the newest kernel of the series in
 #        ICH9SMI_BENCH_KERNEL (default 6.12); scripts/bench.sh then leaves
 #        the table, CSV, JSON and plot in out/bench/.
@@ -432,6 +436,9 @@ for kver in "${built[@]}"; do
 	e2e)
 		msg "== $kver: real firmware"
 		cat "$ICH9SMI_CACHE/runs/$kver-e2e/results/e2e/e2e.txt" \
+			2>/dev/null || msg "    (no table)"
+		msg "== $kver: QEMU's own integration (kernel-apm)"
+		cat "$ICH9SMI_CACHE/runs/$kver-e2e/results/kernel-apm/kernel-apm.txt" \
 			2>/dev/null || msg "    (no table)"
 		;;
 	bench)

@@ -23,6 +23,10 @@ packages=(
 	debootstrap
 	# the documentation check (scripts/doccheck.py)
 	python3-sphinx
+	# QEMU with the project's series (scripts/qemu.sh); flex and bison
+	# are above
+	meson ninja-build pkg-config libglib2.0-dev libpixman-1-dev
+	zlib1g-dev libcap-ng-dev libattr1-dev libfdt-dev
 )
 
 installed() {

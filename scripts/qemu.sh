@@ -33,18 +33,12 @@ CONFIGURE=(
 	--disable-tools --disable-capstone --disable-slirp
 )
 
-# Its build dependencies, Debian 12 packages.
-BUILD_DEPS=(meson ninja-build pkg-config flex bison libglib2.0-dev
-	    libpixman-1-dev zlib1g-dev libcap-ng-dev libattr1-dev libfdt-dev)
-missing=()
-for pkg in "${BUILD_DEPS[@]}"; do
+# Its build dependencies, which scripts/deps.sh installs.
+for pkg in meson ninja-build pkg-config flex bison libglib2.0-dev \
+	   libpixman-1-dev zlib1g-dev libcap-ng-dev libattr1-dev libfdt-dev; do
 	[ "$(dpkg-query -W -f='${db:Status-Abbrev}' "$pkg" 2>/dev/null)" = "ii " ] ||
-		missing+=("$pkg")
+		die "$pkg is not installed: run scripts/deps.sh"
 done
-if [ ${#missing[@]} -ne 0 ]; then
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
-		--no-install-recommends "${missing[@]}" >&2
-fi
 
 # A series that imports the UAPI header (linux-headers/linux/ich9smi.h, as
 # QEMU's update-linux-headers.sh would) must carry this tree's.
