@@ -141,8 +141,8 @@ struct ich9smi_smi_en {
  * @size: sizeof(struct ich9smi_exit_set)
  * @flags: must be 0
  * @values: bitmap; bit V (values[V / 64] bit V % 64) set means a guest write
- *          of V to APM_CNT is stored, raises no SMI and exits to the VMM as
- *          KVM_EXIT_IO
+ *          of V to APM_CNT is not stored, raises no SMI and exits to the VMM
+ *          as KVM_EXIT_IO
  */
 struct ich9smi_exit_set {
 	__u32 size;
