@@ -384,7 +384,12 @@ fi
 
 case $mode in
 demo) export ICH9SMI_VERBOSE=1 ;;
-e2e) export ICH9SMI_VM_TIMEOUT=${ICH9SMI_VM_TIMEOUT:-2400} ;;
+e2e)
+	# make e2e runs the multi-vCPU firmware boots on 2 and 4 vCPUs,
+	# make check on 2.
+	export ICH9SMI_VM_TIMEOUT=${ICH9SMI_VM_TIMEOUT:-3600} \
+		ICH9SMI_MP_VCPUS=${ICH9SMI_MP_VCPUS:-2 4}
+	;;
 bench)
 	# make bench's guest runs for about 25 minutes under -icount.
 	export ICH9SMI_VERBOSE=1 ICH9SMI_VM_TIMEOUT=${ICH9SMI_VM_TIMEOUT:-5400} \

@@ -27,6 +27,8 @@ packages=(
 	# are above
 	meson ninja-build pkg-config libglib2.0-dev libpixman-1-dev
 	zlib1g-dev libcap-ng-dev libattr1-dev libfdt-dev
+	# the UEFI application of the multi-vCPU firmware test
+	gnu-efi
 )
 
 installed() {

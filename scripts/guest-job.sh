@@ -251,6 +251,8 @@ run_kernel_apm() {
 	KAPM_QEMU=$ICH9SMI_KAPM_QEMU KAPM_KERNEL=$KROOT/boot/vmlinuz-$KVER \
 	KAPM_MODULES=$KROOT/lib/modules/$KVER \
 	KAPM_APM_GUEST=$SELFTESTS_OUT/apm-guest \
+	KAPM_EFI_APP=$SELFTESTS_OUT/smi-var.efi \
+	KAPM_MP_VCPUS=${ICH9SMI_MP_VCPUS:-2} \
 		"$ICH9SMI_ROOT/scripts/kernel-apm-guest.py" "$@" "$dir"
 	rc=$?
 	if [ "$rc" -ne 0 ] && ! grep -q '^fail' "$dir/steps" 2>/dev/null; then

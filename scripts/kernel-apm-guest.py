@@ -30,6 +30,17 @@ Debian kernel by direct kernel boot with a tiny initramfs:
   off>on    the same stream from a QEMU serving the ports itself
   on>off    and the reverse: the variable write is QEMU's then.
 
+  mpN-CONFIG  OVMF on N vCPUs (KAPM_MP_VCPUS, default 2) with the
+            in-kernel local APIC, Secure Boot off (the application is not
+            signed), runs tools/ich9smi/smi-var.efi: 16 writes and
+            read-backs of a non-volatile variable on the BSP, then on an
+            AP, twice. CONFIG is ich9smi (kernel-apm=on: every SMI must be
+            a broadcast from the device and every vCPU must enter SMM for
+            each), qemu (QEMU's own broadcast) or directed
+            (x-smi-broadcast=off: edk2 pulls the other CPUs in with
+            directed SMIs). Timed by the application; the table goes to
+            OUTDIR/mp.txt.
+
 --no-device (with the module unloaded): kernel-apm=on must refuse to
 start with a clear message, kernel-apm=auto must start and say once that
 QEMU serves the ports.
@@ -38,7 +49,8 @@ Steps go to OUTDIR/steps as "STATUS<TAB>NAME<TAB>DETAIL", a table to
 OUTDIR/kernel-apm.txt, each QEMU's console, trace and log to
 OUTDIR/<run>/. Exit status 1 if a step failed.
 
-Environment: KAPM_QEMU (required), KAPM_KERNEL (default
+Environment: KAPM_QEMU (required), KAPM_EFI_APP (smi-var.efi, required
+unless --no-device), KAPM_MP_VCPUS, KAPM_KERNEL (default
 /boot/vmlinuz-$(uname -r)), KAPM_MODULES (the kernel's module directory,
 default /lib/modules/$(uname -r)), KAPM_APM_GUEST (required unless
 --no-device), KAPM_OVMF_DIR (default /usr/share/OVMF), KAPM_LIMIT (seconds
@@ -75,6 +87,7 @@ COUNTERS = ('cnt_writes', 'sts_writes', 'reads', 'smis_unicast',
 out = None
 failed = False
 table = []
+mp_table = []
 
 
 def say(msg):
@@ -181,7 +194,8 @@ class QMP:
 class Qemu:
     """One QEMU run of the firmware guest."""
 
-    def __init__(self, run, kernel_apm, mode, vars_file, incoming=None):
+    def __init__(self, run, kernel_apm, mode, vars_file, incoming=None,
+                 smp=1, efi_app=None, extra=()):
         self.run = run
         self.dir = os.path.join(out, run)
         shutil.rmtree(self.dir, ignore_errors=True)
@@ -191,17 +205,23 @@ class Qemu:
         self.log = os.path.join(self.dir, 'qemu.log')
         self.serial_sock = os.path.join(sockets, f'{run}.serial')
         qmp_sock = os.path.join(sockets, f'{run}.qmp')
+        # One vCPU: the userspace local APIC, as in make e2e's other boots.
+        # Several: the in-kernel one, which broadcast needs (and OVMF's
+        # PEI, which livelocks on several vCPUs without it, here).
+        irqchip = 'off' if smp == 1 else 'on'
         cmd = [QEMU,
-               '-M', 'q35,smm=on,accel=kvm,kernel-irqchip=off',
-               '-smp', '1', '-m', '256M', '-nodefaults', '-display', 'none',
-               '-no-reboot',
+               '-M', f'q35,smm=on,accel=kvm,kernel-irqchip={irqchip}',
+               '-smp', str(smp), '-m', '256M', '-nodefaults',
+               '-display', 'none', '-no-reboot',
                '-global', 'driver=cfi.pflash01,property=secure,value=on',
                '-global', f'ICH9-LPC.kernel-apm={kernel_apm}',
                '-drive', 'if=pflash,format=raw,unit=0,readonly=on,'
                          f'file={OVMF}/OVMF_CODE_4M.secboot.fd',
                '-drive', f'if=pflash,format=raw,unit=1,file={vars_file}',
-               '-kernel', KERNEL, '-initrd', initramfs,
-               '-append', f'console=ttyS0 quiet panic=-1 kapm={mode}',
+               *(['-kernel', efi_app] if efi_app else
+                 ['-kernel', KERNEL, '-initrd', initramfs,
+                  '-append', f'console=ttyS0 quiet panic=-1 kapm={mode}']),
+               *extra,
                '-chardev', f'socket,id=ser0,path={self.serial_sock},'
                            f'server=on,wait=off,logfile={self.serial}',
                '-serial', 'chardev:ser0',
@@ -533,6 +553,104 @@ def run_migration(src_apm, dst_apm):
                   after['smis_broadcast']))
 
 
+# The multi-vCPU configurations: what serves the firmware's SMIs.
+MP_CONFIGS = (
+    ('ich9smi', 'on', ()),                  # the device, broadcast
+    ('qemu', 'off', ()),                    # QEMU's own broadcast
+    ('directed', 'off',                     # no broadcast: edk2 pulls the
+     ('-global', 'ICH9-LPC.x-smi-broadcast=off')),   # others in itself
+)
+EFI_RUN = re.compile(r'ICH9SMI-EFI run (\d+) (\d+) (bsp|ap) (\d+) writes '
+                     r'(\d+) ticks (\d+) us (\S+)')
+
+
+def smm_trace(on):
+    with open(f'{TRACEFS}/events/kvm/kvm_smm_transition/enable', 'w') as f:
+        f.write('1' if on else '0')
+    if on:
+        with open(f'{TRACEFS}/buffer_size_kb', 'w') as f:
+            f.write('4096')
+        with open(f'{TRACEFS}/trace', 'w') as f:
+            f.write('')
+
+
+def smm_entries_per_vcpu():
+    counts = {}
+    with open(f'{TRACEFS}/trace', errors='replace') as f:
+        for vcpu in re.findall(r'kvm_smm_transition: vcpu (\d+): entering SMM',
+                               f.read()):
+            counts[int(vcpu)] = counts.get(int(vcpu), 0) + 1
+    return counts
+
+
+def run_mp(smp, name, kernel_apm, extra):
+    """OVMF on several vCPUs runs smi-var.efi: variable writes on the BSP
+    and on an AP, every one an SMM call."""
+    run = f'mp{smp}-{name}'
+    smm_trace(True)
+    vm = Qemu(run, kernel_apm, None, vars_copy(run, False), smp=smp,
+              efi_app=EFI_APP, extra=extra)
+    try:
+        vm.wait_serial(r'ICH9SMI-EFI-(DONE|FAIL.*)', 'OVMF runs smi-var.efi')
+        boot_s = vm.elapsed()
+        state = device_state()
+        entries = smm_entries_per_vcpu()
+    finally:
+        vm.quit()
+        smm_trace(False)
+    with open(vm.serial, errors='replace') as f:
+        runs = EFI_RUN.findall(f.read())
+    for line in runs:
+        say(f'{run}: ICH9SMI-EFI run {" ".join(line)}')
+    ok = [r for r in runs if r[3] == '16' and r[6] == 'Success']
+    check(len(ok) == 4 and len(runs) == 4,
+          f'{run}: variable writes on the BSP and on an AP',
+          f'{len(ok)} of 4 runs wrote and read back 16 times, see '
+          f'{vm.serial}')
+    per_vcpu = [entries.get(v, 0) for v in range(smp)]
+    writes = apm_trace(vm.trace)
+    if name == 'ich9smi':
+        if not check(state is not None, f'{run}: device attached by QEMU'):
+            return
+        n_smis = smis(state)
+        # Each vCPU: one SMM entry per broadcast, plus the firmware's
+        # SMBASE relocation IPI.
+        check(num(state, 'smis_unicast') == 0 and n_smis > 0 and
+              not trace_smi_commands(writes) and
+              all(n == n_smis + 1 for n in per_vcpu),
+              f'{run}: every SMI a broadcast from the device, every vCPU '
+              'in SMM for each',
+              f'{state["smis_broadcast"]} broadcast + '
+              f'{state["smis_unicast"]} unicast SMIs, negotiated '
+              f'{state["negotiated"]}; SMM entries per vCPU {per_vcpu}')
+    else:
+        n_smis = len(trace_smi_commands(writes))
+        check(state is None and n_smis > 0,
+              f'{run}: QEMU served the firmware\'s SMIs',
+              f'{n_smis} in apm_io_write; SMM entries per vCPU {per_vcpu}')
+
+    def per_write(cpu):
+        us = [int(r[5]) for r in ok if r[2] == cpu]
+        return f'{sum(us) / len(us) / 16 / 1000:.1f}' if us else '-'
+    mp_table.append((smp, name, f'{boot_s:.0f}', per_write('bsp'),
+                     per_write('ap'), str(n_smis),
+                     '/'.join(str(n) for n in per_vcpu)))
+
+
+def write_mp_table():
+    if not mp_table:
+        return
+    with open(os.path.join(out, 'mp.txt'), 'w') as f:
+        f.write('vCPUs config    boot(s) ms/write BSP  ms/write AP  SMIs  '
+                'SMM entries per vCPU\n')
+        for row in mp_table:
+            f.write(f'{row[0]:<5} {row[1]:<9} {row[2]:>7} {row[3]:>13} '
+                    f'{row[4]:>12} {row[5]:>5}  {row[6]}\n')
+    with open(os.path.join(out, 'mp.txt')) as f:
+        for line in f:
+            say(line.rstrip())
+
+
 def run_no_device():
     """kernel-apm=on without /dev/ich9smi fails; auto falls back."""
     empty = os.path.join(tmp, 'no-device.vars.fd')
@@ -559,6 +677,7 @@ def run_no_device():
 
 def main():
     global out, QEMU, KERNEL, MODULES, OVMF, LIMIT, sockets, tmp, initramfs
+    global EFI_APP
     args = sys.argv[1:]
     no_device = args[:1] == ['--no-device']
     if no_device:
@@ -582,7 +701,8 @@ def main():
             run_no_device()
             return int(failed)
         apm_guest = os.environ.get('KAPM_APM_GUEST', '')
-        for path in (QEMU, KERNEL, apm_guest, '/bin/busybox',
+        EFI_APP = os.environ.get('KAPM_EFI_APP', '')
+        for path in (QEMU, KERNEL, apm_guest, EFI_APP, '/bin/busybox',
                      f'{OVMF}/OVMF_CODE_4M.secboot.fd'):
             if not os.access(path, os.R_OK):
                 check(False, 'inputs', f'missing {path or "KAPM_APM_GUEST"}')
@@ -596,9 +716,14 @@ def main():
                       'ptrace forbidden in this guest (Yama ptrace_scope 3)')
         initramfs = os.path.join(tmp, 'initramfs.cpio')
         make_initramfs(initramfs, apm_guest)
-        for run in (run_smien, lambda: run_migration('on', 'on'),
-                    lambda: run_migration('off', 'on'),
-                    lambda: run_migration('on', 'off')):
+        runs = [run_smien, lambda: run_migration('on', 'on'),
+                lambda: run_migration('off', 'on'),
+                lambda: run_migration('on', 'off')]
+        for smp in os.environ.get('KAPM_MP_VCPUS', '2').split():
+            for config in MP_CONFIGS:
+                runs.append(lambda smp=int(smp), config=config:
+                            run_mp(smp, *config))
+        for run in runs:
             try:
                 run()
             except Fail:
@@ -609,6 +734,7 @@ def main():
         with open(os.path.join(out, 'kernel-apm.txt')) as f:
             for line in f:
                 say(line.rstrip())
+        write_mp_table()
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return int(failed)

@@ -104,7 +104,7 @@ write_job_env() {
 			ICH9SMI_CACHE "$ICH9SMI_CACHE"
 		for var in ICH9SMI_TEST_TIMEOUT ICH9SMI_BENCH_ARGS \
 			   ICH9SMI_BENCH_TIMEOUT ICH9SMI_E2E_ARGS \
-			   ICH9SMI_KAPM_QEMU; do
+			   ICH9SMI_KAPM_QEMU ICH9SMI_MP_VCPUS; do
 			[ -z "${!var:-}" ] || printf '%s=%q\n' "$var" "${!var}"
 		done
 	} >"$results/job.env"
