@@ -36,9 +36,8 @@ Debian kernel by direct kernel boot with a tiny initramfs:
             read-backs of a non-volatile variable on the BSP, then on an
             AP, twice. CONFIG is ich9smi (kernel-apm=on: every SMI must be
             a broadcast from the device and every vCPU must enter SMM for
-            each), qemu (QEMU's own broadcast) or directed
-            (x-smi-broadcast=off: edk2 pulls the other CPUs in with
-            directed SMIs). Timed by the application; the table goes to
+            each), qemu (QEMU's own broadcast) or directed (x-smi-*
+            all off: edk2 pulls the other CPUs in with directed SMIs). Timed by the application; the table goes to
             OUTDIR/mp.txt.
 
 --no-device (with the module unloaded): kernel-apm=on must refuse to
@@ -557,8 +556,14 @@ def run_migration(src_apm, dst_apm):
 MP_CONFIGS = (
     ('ich9smi', 'on', ()),                  # the device, broadcast
     ('qemu', 'off', ()),                    # QEMU's own broadcast
-    ('directed', 'off',                     # no broadcast: edk2 pulls the
-     ('-global', 'ICH9-LPC.x-smi-broadcast=off')),   # others in itself
+    # No SMI features at all: edk2 pulls the other CPUs in with directed
+    # SMIs. Broadcast off alone makes OVMF stop: it requests CPU hotplug,
+    # which QEMU refuses without broadcast, and a failed negotiation is
+    # fatal to it.
+    ('directed', 'off',
+     ('-global', 'ICH9-LPC.x-smi-broadcast=off',
+      '-global', 'ICH9-LPC.x-smi-cpu-hotplug=off',
+      '-global', 'ICH9-LPC.x-smi-cpu-hotunplug=off')),
 )
 EFI_RUN = re.compile(r'ICH9SMI-EFI run (\d+) (\d+) (bsp|ap) (\d+) writes '
                      r'(\d+) ticks (\d+) us (\S+)')
