@@ -4,7 +4,10 @@
 # bench.sh KVER: the end of "make bench" (scripts/check.sh bench), after
 # smi_bench ran in KVER's guest: leave in out/bench/ the table (bench.txt),
 # bench.csv, bench.json and bench.png, a plot of the round trip (OUT to the
-# writer back from SMM) against the number of vCPUs per path.
+# writer back from SMM) against the number of vCPUs per path; and from the
+# firmware job, firmware.txt (scripts/kernel-apm-guest.py's mp.txt: OVMF's
+# variable writes on the BSP and on an AP per configuration and vCPU
+# count) and its plot, firmware.png.
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 . "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
@@ -59,4 +62,24 @@ unset multiplot
 GNUPLOT
 }
 plot
-msg "bench: kernel $kver; results in ${out#"$ICH9SMI_ROOT"/}/ (bench.txt, bench.csv, bench.json, bench.png)"
+
+# The firmware table: ms per variable write, BSP and AP, per row.
+firmware=$ICH9SMI_CACHE/runs/$kver-firmware/results/kernel-apm/mp.txt
+[ -f "$firmware" ] || die "no firmware table of $kver"
+cp "$firmware" "$out/firmware.txt"
+awk 'NR > 1 { printf "\"%s vCPUs\\n%s\" %s %s\n", $1, $2, $4, $5 }' \
+	"$out/firmware.txt" >"$out/firmware.dat"
+gnuplot <<GNUPLOT
+set terminal png size 900,500
+set output '$out/firmware.png'
+set title "OVMF variable write, BSP against AP (kernel $kver, nested KVM under TCG)"
+set style data histograms
+set style histogram clustered gap 1
+set style fill solid 0.8 border -1
+set ylabel 'ms per write (mean of 2 x 16)'
+set key left top
+set logscale y
+plot '$out/firmware.dat' using 2:xtic(1) title 'on the BSP', '' using 3 title 'on an AP'
+GNUPLOT
+rm -f "$out/firmware.dat"
+msg "bench: kernel $kver; results in ${out#"$ICH9SMI_ROOT"/}/ (bench.txt, bench.csv, bench.json, bench.png, firmware.txt, firmware.png)"

@@ -366,7 +366,8 @@ qemu_lane() {
 }
 
 qemu_side=
-if [ "$mode" = check ] && [ -n "${ICH9SMI_CHECK_E2E-6.12}" ]; then
+if { [ "$mode" = check ] && [ -n "${ICH9SMI_CHECK_E2E-6.12}" ]; } ||
+   [ "$mode" = bench ]; then
 	qemu_lane >"$logs/qemu.out" 2>&1 &
 	qemu_side=$!
 elif [ "$mode" = e2e ]; then
@@ -417,6 +418,19 @@ if [ -n "$qemu_side" ]; then
 	cat "$logs/qemu.out"
 	ICH9SMI_KAPM_QEMU=$(cat "$logs/qemu.path" 2>/dev/null || true)
 	export ICH9SMI_KAPM_QEMU
+fi
+# make bench: also OVMF on 2 and 4 vCPUs running the seed's variable
+# workload on the BSP and on an AP, in three configurations (the firmware
+# job): about 25 minutes.
+if [ "$mode" = bench ]; then
+	for kver in "${built[@]}"; do
+		timed "$kver: firmware run (2 and 4 vCPUs)" \
+			judged "$kver: firmware: guest run" \
+			env ICH9SMI_VM_TIMEOUT="${ICH9SMI_FIRMWARE_TIMEOUT:-4000}" \
+			ICH9SMI_QEMU="${ICH9SMI_KAPM_QEMU:-}" \
+			ICH9SMI_MP_VCPUS="${ICH9SMI_MP_VCPUS:-2 4}" \
+			"$scripts/vm.sh" "$kver" firmware
+	done
 fi
 for series in ${ICH9SMI_CHECK_E2E-6.12}; do
 	re=$(series_regex "$series") || die "unknown kernel series '$series'"

@@ -326,6 +326,13 @@ job_e2e() {
 	run_kernel_apm --no-device
 }
 
+# firmware: the multi-vCPU firmware boots alone, for make bench's table.
+job_firmware() {
+	load_kvm && load "out-of-tree build" "$(module_path "$KVER")" || return
+	run_kernel_apm --mp
+	unload "out-of-tree build"
+}
+
 # trace: where each path's work goes, by call count: function_graph of
 # KVM's exit handler, the x2APIC fastpath, SMM entry and the VMM's ioctls,
 # over a short smi_bench run (1 vCPU, 3 SMIs) per path, into graph-PATH.txt

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: GPL-2.0
-"""kernel-apm-guest.py [--no-device] OUTDIR: QEMU's own use of ich9smi.
+"""kernel-apm-guest.py [--no-device | --mp] OUTDIR: QEMU's own use of ich9smi.
 
 Runs where /dev/kvm works and ich9smi.ko is loaded: in the test guest
 (scripts/guest-job.sh, job "e2e") or as root on a KVM host. QEMU is the
@@ -39,6 +39,8 @@ Debian kernel by direct kernel boot with a tiny initramfs:
             each), qemu (QEMU's own broadcast) or directed (x-smi-*
             all off: edk2 pulls the other CPUs in with directed SMIs). Timed by the application; the table goes to
             OUTDIR/mp.txt.
+
+--mp runs only the mpN-CONFIG boots (make bench's firmware table).
 
 --no-device (with the module unloaded): kernel-apm=on must refuse to
 start with a clear message, kernel-apm=auto must start and say once that
@@ -685,7 +687,8 @@ def main():
     global EFI_APP
     args = sys.argv[1:]
     no_device = args[:1] == ['--no-device']
-    if no_device:
+    mp_only = args[:1] == ['--mp']
+    if no_device or mp_only:
         args = args[1:]
     if len(args) != 1 or not os.environ.get('KAPM_QEMU'):
         print(__doc__, file=sys.stderr)
@@ -721,9 +724,10 @@ def main():
                       'ptrace forbidden in this guest (Yama ptrace_scope 3)')
         initramfs = os.path.join(tmp, 'initramfs.cpio')
         make_initramfs(initramfs, apm_guest)
-        runs = [run_smien, lambda: run_migration('on', 'on'),
-                lambda: run_migration('off', 'on'),
-                lambda: run_migration('on', 'off')]
+        runs = [] if mp_only else [
+            run_smien, lambda: run_migration('on', 'on'),
+            lambda: run_migration('off', 'on'),
+            lambda: run_migration('on', 'off')]
         for smp in os.environ.get('KAPM_MP_VCPUS', '2').split():
             for config in MP_CONFIGS:
                 runs.append(lambda smp=int(smp), config=config:

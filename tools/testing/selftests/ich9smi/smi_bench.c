@@ -404,8 +404,14 @@ static void run_writer(struct bench *b, u32 loops)
 	b->smis += loops;
 }
 
-/* Every vCPU must have entered SMM once per SMI. */
-static void check_arrivals(struct bench *b, u64 t0)
+/*
+ * Every vCPU must have entered SMM once per SMI: called after every SMI of
+ * the measured runs, the per-vCPU counts prove it for each SMI. The entry
+ * TSCs cannot: where the host's TSCs are not synchronized (nested under
+ * TCG, KVM warns "guest TSC will not be reliable"), one vCPU's TSC may be
+ * behind the writer's.
+ */
+static void check_arrivals(struct bench *b)
 {
 	unsigned int i, nr = b->vm->nr_vcpus;
 
@@ -418,9 +424,6 @@ static void check_arrivals(struct bench *b, u64 t0)
 			fail("%s: vCPU %u entered SMM %u times for %llu SMIs",
 			     b->path->name, i, vm_smm_count(b->vm, i),
 			     (unsigned long long)b->smis);
-		if (t0 && guest_u64(b, BENCH_ARRIVE(i)) < t0)
-			fail("%s: vCPU %u did not enter SMM for the last SMI",
-			     b->path->name, i);
 	}
 }
 
@@ -587,7 +590,7 @@ static void count_phase(struct bench *b, unsigned int smis, bool need_trace,
 		for (i = W_TP_EXITS; i < NR_WORK; i++)
 			w->per_smi[i] = -1;
 	}
-	check_arrivals(b, 0);
+	check_arrivals(b);
 	for (i = 0; i <= W_SIGNALS; i++)
 		w->per_smi[i] = (double)(__atomic_load_n(&b->work[i],
 							  __ATOMIC_SEQ_CST) -
@@ -638,7 +641,7 @@ static void bench_one(const struct path *path, unsigned int nr_vcpus,
 		run_writer(&b, 1);
 		t0 = guest_u64(&b, BENCH_T0);
 		t1 = guest_u64(&b, BENCH_T1);
-		check_arrivals(&b, t0);
+		check_arrivals(&b);
 		if (i < warmup)
 			continue;
 		for (v = 0; v < nr_vcpus; v++)
@@ -654,7 +657,7 @@ static void bench_one(const struct path *path, unsigned int nr_vcpus,
 	res->smis_per_sec = 0;
 	if (loops) {
 		run_writer(&b, loops);
-		check_arrivals(&b, 0);
+		check_arrivals(&b);
 		t0 = guest_u64(&b, BENCH_T0);
 		t1 = guest_u64(&b, BENCH_T1);
 		res->smis_per_sec = loops * 1e6 / ticks_to_usec(&b, t1 - t0);
