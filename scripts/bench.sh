@@ -70,7 +70,8 @@ cp "$firmware" "$out/firmware.txt"
 awk 'NR > 1 { printf "\"%s vCPUs\\n%s\" %s %s\n", $1, $2, $4, $5 }' \
 	"$out/firmware.txt" >"$out/firmware.dat"
 gnuplot <<GNUPLOT
-set terminal png size 900,500
+set terminal png size 900,540
+set bmargin 5
 set output '$out/firmware.png'
 set title "OVMF variable write, BSP against AP (kernel $kver, nested KVM under TCG)"
 set style data histograms
