@@ -65,9 +65,14 @@ plot
 
 # The firmware table: ms per variable write, BSP and AP, per row.
 firmware=$ICH9SMI_CACHE/runs/$kver-firmware/results/kernel-apm/mp.txt
-[ -f "$firmware" ] || die "no firmware table of $kver"
+if [ ! -f "$firmware" ]; then
+	msg "bench: no firmware table of $kver (its guest run failed)"
+	exit 1
+fi
 cp "$firmware" "$out/firmware.txt"
-awk 'NR > 1 { printf "\"%s vCPUs\\n%s\" %s %s\n", $1, $2, $4, $5 }' \
+# Rows of failed runs have "-" for their times: not plotted.
+awk 'NR > 1 && $4 + 0 > 0 && $5 + 0 > 0 {
+	printf "\"%s vCPUs\\n%s\" %s %s\n", $1, $2, $4, $5 }' \
 	"$out/firmware.txt" >"$out/firmware.dat"
 gnuplot <<GNUPLOT
 set terminal png size 900,540

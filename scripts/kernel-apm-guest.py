@@ -36,8 +36,9 @@ Debian kernel by direct kernel boot with a tiny initramfs:
             read-backs of a non-volatile variable on the BSP, then on an
             AP, twice. CONFIG is ich9smi (kernel-apm=on: every SMI must be
             a broadcast from the device and every vCPU must enter SMM for
-            each), qemu (QEMU's own broadcast) or directed (x-smi-*
-            all off: edk2 pulls the other CPUs in with directed SMIs). Timed by the application; the table goes to
+            each), qemu (QEMU's own broadcast, the same counts) or
+            directed (x-smi-* all off: edk2's fallback, each SMI on its
+            writer only). Timed by the application; the table goes to
             OUTDIR/mp.txt.
 
 --mp runs only the mpN-CONFIG boots (make bench's firmware table).
@@ -55,7 +56,9 @@ unless --no-device), KAPM_MP_VCPUS, KAPM_KERNEL (default
 /boot/vmlinuz-$(uname -r)), KAPM_MODULES (the kernel's module directory,
 default /lib/modules/$(uname -r)), KAPM_APM_GUEST (required unless
 --no-device), KAPM_OVMF_DIR (default /usr/share/OVMF), KAPM_LIMIT (seconds
-per wait, default 900).
+per wait, default 600), KAPM_STEPS (append the steps to this file instead
+of OUTDIR/steps), KAPM_FORBID_PTRACE (1: set Yama's ptrace_scope to 3
+first, which lasts until reboot: for test guests only).
 """
 
 import glob
@@ -86,6 +89,7 @@ COUNTERS = ('cnt_writes', 'sts_writes', 'reads', 'smis_unicast',
             'smis_suppressed')
 
 out = None
+STEPS = os.environ.get('KAPM_STEPS')
 failed = False
 table = []
 mp_table = []
@@ -98,7 +102,7 @@ def say(msg):
 def step(status, name, detail=''):
     global failed
     detail = ' '.join(str(detail).split('\n'))
-    with open(os.path.join(out, 'steps'), 'a') as f:
+    with open(STEPS or os.path.join(out, 'steps'), 'a') as f:
         f.write(f'{status}\tkernel-apm: {name}\t{detail}\n')
     say(f'{status} {name}' + (f': {detail}' if detail else ''))
     if status == 'fail':
@@ -168,6 +172,7 @@ class QMP:
                 if proc.poll() is not None or time.monotonic() > deadline:
                     raise
                 time.sleep(0.2)
+        self.sock.settimeout(120)
         self.file = self.sock.makefile('rw')
         json.loads(self.file.readline())
         self.cmd('qmp_capabilities')
@@ -272,7 +277,14 @@ class Qemu:
     def wait_status(self, want):
         deadline = time.monotonic() + LIMIT
         while True:
-            status = self.qmp.cmd('query-status')['status']
+            try:
+                status = self.qmp.cmd('query-status')['status']
+            except (OSError, EOFError, ValueError) as err:
+                self.proc.wait(timeout=60)
+                check(False, f'{self.run}: run state {want}',
+                      f'QEMU gone ({err}), exit status '
+                      f'{self.proc.returncode}: {self.log_text()[-600:]}')
+                raise Fail() from err
             if status == want:
                 return
             if time.monotonic() > deadline:
@@ -471,7 +483,8 @@ def run_migration(src_apm, dst_apm):
     say(f'{name}: booted in {boot_s:.1f}s, saved {size >> 20} MiB in '
         f'{mig_s:.1f}s')
     if src_apm == 'on':
-        if not check(saved is not None, f'{name}: source device attached'):
+        if not check(saved is not None and before is not None,
+                     f'{name}: source device attached'):
             return
         if dst_apm == 'on':
             boot_checks(src, before)
@@ -503,6 +516,7 @@ def run_migration(src_apm, dst_apm):
         after = device_state()
     finally:
         dst.quit()
+    os.unlink(stream)
     dst_writes = apm_trace(dst.trace)
     check(found.group(1) == '0' and found.group(2) == token,
           f'{name}: UEFI variable written and read back after the resume',
@@ -513,7 +527,7 @@ def run_migration(src_apm, dst_apm):
     table.append((f'migration {name}: save / load (s)',
                   f'{mig_s:.1f} / {load_s:.1f}'))
     if dst_apm == 'off':
-        check(device_state() is None and
+        check(after is None and loaded is None and
               len(trace_smi_commands(dst_writes)) > 0,
               f'{name}: QEMU served the variable write itself',
               f'{len(trace_smi_commands(dst_writes))} SMI commands in '
@@ -533,11 +547,12 @@ def run_migration(src_apm, dst_apm):
               ', '.join(f'{k}={loaded[k]}' for k in STATE_KEYS))
     else:
         last = [v for a, v in src_writes if a == 0]
-        check(last and num(loaded, 'apm_cnt') == last[-1] and
+        qemu_last = f'{last[-1]:#04x}' if last else 'none'
+        check(bool(last) and num(loaded, 'apm_cnt') == last[-1] and
               num(loaded, 'smi_en') & APMC_EN,
               f'{name}: device took QEMU\'s registers from the stream',
-              f'apm_cnt={loaded["apm_cnt"]} (QEMU\'s last '
-              f'{last[-1] if last else None:#04x}), smi_en={loaded["smi_en"]}')
+              f'apm_cnt={loaded["apm_cnt"]} (QEMU\'s last {qemu_last}), '
+              f'smi_en={loaded["smi_en"]}')
     check(num(loaded, 'features_ok') == 1 and
           num(loaded, 'negotiated') & F_BROADCAST and
           all(num(loaded, c) == 0 for c in COUNTERS),
@@ -558,8 +573,9 @@ def run_migration(src_apm, dst_apm):
 MP_CONFIGS = (
     ('ich9smi', 'on', ()),                  # the device, broadcast
     ('qemu', 'off', ()),                    # QEMU's own broadcast
-    # No SMI features at all: edk2 pulls the other CPUs in with directed
-    # SMIs. Broadcast off alone makes OVMF stop: it requests CPU hotplug,
+    # No SMI features at all: edk2's fallback, each SMI on its writer only,
+    # which waits for the others until a timeout. Broadcast off alone
+    # makes OVMF stop: it requests CPU hotplug,
     # which QEMU refuses without broadcast, and a failed negotiation is
     # fatal to it.
     ('directed', 'off',
@@ -630,10 +646,20 @@ def run_mp(smp, name, kernel_apm, extra):
               f'{state["smis_broadcast"]} broadcast + '
               f'{state["smis_unicast"]} unicast SMIs, negotiated '
               f'{state["negotiated"]}; SMM entries per vCPU {per_vcpu}')
-    else:
+    elif name == 'qemu':
         n_smis = len(trace_smi_commands(writes))
-        check(state is None and n_smis > 0,
-              f'{run}: QEMU served the firmware\'s SMIs',
+        check(state is None and n_smis > 0 and
+              all(n == n_smis + 1 for n in per_vcpu),
+              f'{run}: QEMU broadcast the firmware\'s SMIs, every vCPU in '
+              'SMM for each',
+              f'{n_smis} in apm_io_write; SMM entries per vCPU {per_vcpu}')
+    else:
+        # Without broadcast only the writer enters SMM: one entry per SMI
+        # in all, plus each vCPU's SMBASE relocation.
+        n_smis = len(trace_smi_commands(writes))
+        check(state is None and n_smis > 0 and
+              sum(per_vcpu) == n_smis + smp,
+              f'{run}: QEMU raised each SMI on its writer only',
               f'{n_smis} in apm_io_write; SMM entries per vCPU {per_vcpu}')
 
     def per_write(cpu):
@@ -700,7 +726,7 @@ def main():
     KERNEL = os.environ.get('KAPM_KERNEL', f'/boot/vmlinuz-{release}')
     MODULES = os.environ.get('KAPM_MODULES', f'/lib/modules/{release}')
     OVMF = os.environ.get('KAPM_OVMF_DIR', '/usr/share/OVMF')
-    LIMIT = int(os.environ.get('KAPM_LIMIT', '900'))
+    LIMIT = int(os.environ.get('KAPM_LIMIT', '600'))
     # Sockets cannot live on 9p, where OUTDIR may be; streams are big.
     tmp = tempfile.mkdtemp()
     sockets = tmp
@@ -716,27 +742,38 @@ def main():
                 check(False, 'inputs', f'missing {path or "KAPM_APM_GUEST"}')
                 return 1
         yama = '/proc/sys/kernel/yama/ptrace_scope'
-        if os.path.exists(yama):
+        if os.environ.get('KAPM_FORBID_PTRACE') != '1':
+            step('skip', 'ptrace forbidden (Yama ptrace_scope 3)',
+                 'KAPM_FORBID_PTRACE is not 1')
+        elif not os.path.exists(yama):
+            check(False, 'ptrace forbidden (Yama ptrace_scope 3)',
+                  f'no {yama}')
+        else:
             with open(yama, 'w') as f:
                 f.write('3')
             with open(yama) as f:
                 check(f.read().strip() == '3',
-                      'ptrace forbidden in this guest (Yama ptrace_scope 3)')
+                      'ptrace forbidden (Yama ptrace_scope 3)')
         initramfs = os.path.join(tmp, 'initramfs.cpio')
         make_initramfs(initramfs, apm_guest)
         runs = [] if mp_only else [
-            run_smien, lambda: run_migration('on', 'on'),
-            lambda: run_migration('off', 'on'),
-            lambda: run_migration('on', 'off')]
+            ('smien', run_smien),
+            ('on>on', lambda: run_migration('on', 'on')),
+            ('off>on', lambda: run_migration('off', 'on')),
+            ('on>off', lambda: run_migration('on', 'off'))]
         for smp in os.environ.get('KAPM_MP_VCPUS', '2').split():
             for config in MP_CONFIGS:
-                runs.append(lambda smp=int(smp), config=config:
-                            run_mp(smp, *config))
-        for run in runs:
+                runs.append((f'mp{smp}-{config[0]}',
+                             lambda smp=int(smp), config=config:
+                             run_mp(smp, *config)))
+        for name, run in runs:
             try:
                 run()
             except Fail:
                 pass
+            except Exception as err:  # pylint: disable=broad-except
+                check(False, f'{name}: completed',
+                      f'{type(err).__name__}: {err}')
         with open(os.path.join(out, 'kernel-apm.txt'), 'w') as f:
             for key, value in table:
                 f.write(f'{key:<44} {value}\n')

@@ -6,7 +6,8 @@
 # beside the kselftest framework taken from Debian's kernel sources
 # (scripts/fetch.sh), where its "include ../lib.mk" and
 # "#include ../kselftest_harness.h" resolve. Warnings are errors. The
-# attach tool (tools/ich9smi), which attach_test runs, lands beside them.
+# attach tool (tools/ich9smi), which attach_test runs, and the programs the
+# real-firmware tests run in their firmware guests land beside them.
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 . "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
@@ -17,4 +18,4 @@ rsync -a --delete "$ICH9SMI_ROOT/tools/testing/selftests/ich9smi/" \
 make -C "$KSFT_DIR" TARGETS=ich9smi O="$KSFT_OUT" FORCE_TARGETS=1 \
 	ICH9SMI_UAPI="$ICH9SMI_ROOT/include/uapi" USERCFLAGS=-Werror "$@"
 make -C "$ICH9SMI_ROOT/tools/ich9smi" OUTPUT="$SELFTESTS_OUT/" \
-	ICH9SMI_UAPI="$ICH9SMI_ROOT/include/uapi" EXTRA_CFLAGS=-Werror
+	ICH9SMI_UAPI="$ICH9SMI_ROOT/include/uapi" EXTRA_CFLAGS=-Werror all guest

@@ -8,9 +8,9 @@
  * For each of 2 rounds it writes and reads back a non-volatile variable
  * COUNT times, first on the BSP, then on an AP (EFI MP services,
  * StartupThisAP, the BSP waiting): every write is an SMM call, so with
- * SMI broadcast every CPU enters SMM at once, and without it the CPU that
- * took the SMI pulls the others in with directed SMIs. It prints one line
- * per run,
+ * SMI broadcast every CPU enters SMM at once, and without it only the
+ * writer does, and edk2 waits for the others until a timeout. It prints
+ * one line per run,
  *
  *   ICH9SMI-EFI run ROUND CPU bsp|ap COUNT writes TICKS ticks US us
  *
@@ -24,6 +24,7 @@
 #define COUNT		16
 #define ROUNDS		2
 #define CALIBRATE_US	200000
+#define AP_TIMEOUT_US	60000000	/* a stuck AP fails, not hangs */
 
 typedef VOID (EFIAPI *ap_procedure)(VOID *arg);
 
@@ -70,7 +71,13 @@ static inline UINT64 rdtsc(void)
 	return ((UINT64)hi << 32) | lo;
 }
 
-/* Runs on the BSP or an AP: no boot services, only runtime services. */
+/*
+ * Runs on the BSP or on an AP. The variable services are runtime services,
+ * but before ExitBootServices() edk2's take a lock that raises and
+ * restores the TPL, a boot service; main() raises the BSP's TPL to
+ * TPL_NOTIFY around the AP's run, so that the AP's restore neither lowers
+ * it nor dispatches the BSP's events.
+ */
 static VOID EFIAPI workload(VOID *arg)
 {
 	UINT32 attr = EFI_VARIABLE_NON_VOLATILE |
@@ -105,6 +112,7 @@ EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *systab)
 {
 	struct mp_services *mp;
 	UINTN total, enabled, bsp, ap, round;
+	EFI_TPL tpl;
 	UINT64 t0, ticks_per_ms;
 	struct work w;
 	EFI_STATUS status;
@@ -116,8 +124,13 @@ EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *systab)
 		Print(L"ICH9SMI-EFI-FAIL no MP services: %r\n", status);
 		goto idle;
 	}
-	mp->get_number_of_processors(mp, &total, &enabled);
-	mp->who_am_i(mp, &bsp);
+	status = mp->get_number_of_processors(mp, &total, &enabled);
+	if (!EFI_ERROR(status))
+		status = mp->who_am_i(mp, &bsp);
+	if (EFI_ERROR(status)) {
+		Print(L"ICH9SMI-EFI-FAIL MP services: %r\n", status);
+		goto idle;
+	}
 	ap = bsp ? 0 : 1;
 	t0 = rdtsc();
 	BS->Stall(CALIBRATE_US);
@@ -135,8 +148,10 @@ EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *systab)
 		      round, bsp, w.done, w.ticks,
 		      w.ticks * 1000 / ticks_per_ms, w.status);
 		w = (struct work){ .count = COUNT };
-		status = mp->startup_this_ap(mp, workload, ap, NULL, 0, &w,
-					     NULL);
+		tpl = BS->RaiseTPL(TPL_NOTIFY);
+		status = mp->startup_this_ap(mp, workload, ap, NULL,
+					     AP_TIMEOUT_US, &w, NULL);
+		BS->RestoreTPL(tpl);
 		if (EFI_ERROR(status))
 			w.status = status;
 		Print(L"ICH9SMI-EFI run %ld %ld ap %ld writes %ld ticks %ld us %r\n",

@@ -406,10 +406,12 @@ static void run_writer(struct bench *b, u32 loops)
 
 /*
  * Every vCPU must have entered SMM once per SMI: called after every SMI of
- * the measured runs, the per-vCPU counts prove it for each SMI. The entry
- * TSCs cannot: where the host's TSCs are not synchronized (nested under
- * TCG, KVM warns "guest TSC will not be reliable"), one vCPU's TSC may be
- * behind the writer's.
+ * the latency runs, the per-vCPU counts prove it for each SMI, and after
+ * the rate and count runs for their totals. The entry TSCs cannot: where
+ * the host's TSCs are not synchronized (nested under TCG, KVM warns "guest
+ * TSC will not be reliable"), one vCPU's TSC may be behind the writer's,
+ * which also skews "to the last vCPU in" there; make bench's -icount clock
+ * is one counter for all vCPUs.
  */
 static void check_arrivals(struct bench *b)
 {
