@@ -253,7 +253,8 @@ run_kernel_apm() {
 	KAPM_QEMU=$ICH9SMI_KAPM_QEMU KAPM_KERNEL=$KROOT/boot/vmlinuz-$KVER \
 	KAPM_MODULES=$KROOT/lib/modules/$KVER \
 	KAPM_APM_GUEST=$SELFTESTS_OUT/apm-guest \
-	KAPM_EFI_APP=$SELFTESTS_OUT/smi-var.efi \
+	KAPM_EFI_APP=$SELFTESTS_OUT/smi-var.signed.efi \
+	KAPM_SB_VARS=$SELFTESTS_OUT/OVMF_VARS_4M.test-db.fd \
 	KAPM_MP_VCPUS=${ICH9SMI_MP_VCPUS:-2} \
 	KAPM_STEPS=$results/steps KAPM_FORBID_PTRACE=1 \
 		"$ICH9SMI_ROOT/scripts/kernel-apm-guest.py" "$@" "$dir"

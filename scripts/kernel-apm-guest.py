@@ -31,8 +31,10 @@ Debian kernel by direct kernel boot with a tiny initramfs:
   on>off    and the reverse: the variable write is QEMU's then.
 
   mpN-CONFIG  OVMF on N vCPUs (KAPM_MP_VCPUS, default 2) with the
-            in-kernel local APIC, Secure Boot off (the application is not
-            signed), runs tools/ich9smi/smi-var.efi: 16 writes and
+            in-kernel local APIC and Secure Boot on (Microsoft's keys and a
+            test key in db, KAPM_SB_VARS), runs tools/ich9smi/smi-var.efi
+            signed with that key: it must find Secure Boot on (the
+            firmware ran it because the signature checked), 16 writes and
             read-backs of a non-volatile variable on the BSP, then on an
             AP, twice. CONFIG is ich9smi (kernel-apm=on: every SMI must be
             a broadcast from the device and every vCPU must enter SMM for
@@ -51,8 +53,10 @@ Steps go to OUTDIR/steps as "STATUS<TAB>NAME<TAB>DETAIL", a table to
 OUTDIR/kernel-apm.txt, each QEMU's console, trace and log to
 OUTDIR/<run>/. Exit status 1 if a step failed.
 
-Environment: KAPM_QEMU (required), KAPM_EFI_APP (smi-var.efi, required
-unless --no-device), KAPM_MP_VCPUS, KAPM_KERNEL (default
+Environment: KAPM_QEMU (required), KAPM_EFI_APP (smi-var.efi, signed)
+and KAPM_SB_VARS (OVMF's variable store with the signing key in db; both
+made by scripts/selftests.sh and required unless --no-device),
+KAPM_MP_VCPUS, KAPM_KERNEL (default
 /boot/vmlinuz-$(uname -r)), KAPM_MODULES (the kernel's module directory,
 default /lib/modules/$(uname -r)), KAPM_APM_GUEST (required unless
 --no-device), KAPM_OVMF_DIR (default /usr/share/OVMF), KAPM_LIMIT (seconds
@@ -607,12 +611,14 @@ def smm_entries_per_vcpu():
 
 
 def run_mp(smp, name, kernel_apm, extra):
-    """OVMF on several vCPUs runs smi-var.efi: variable writes on the BSP
-    and on an AP, every one an SMM call."""
+    """OVMF on several vCPUs, Secure Boot on, runs smi-var.efi: variable
+    writes on the BSP and on an AP, every one an SMM call."""
     run = f'mp{smp}-{name}'
+    vars_file = os.path.join(tmp, f'{run}.vars.fd')
+    shutil.copy(SB_VARS, vars_file)
     smm_trace(True)
-    vm = Qemu(run, kernel_apm, None, vars_copy(run, False), smp=smp,
-              efi_app=EFI_APP, extra=extra)
+    vm = Qemu(run, kernel_apm, None, vars_file, smp=smp, efi_app=EFI_APP,
+              extra=extra)
     try:
         vm.wait_serial(r'ICH9SMI-EFI-(DONE|FAIL.*)', 'OVMF runs smi-var.efi')
         boot_s = vm.elapsed()
@@ -622,7 +628,14 @@ def run_mp(smp, name, kernel_apm, extra):
         vm.quit()
         smm_trace(False)
     with open(vm.serial, errors='replace') as f:
-        runs = EFI_RUN.findall(f.read())
+        console = f.read()
+    runs = EFI_RUN.findall(console)
+    sb_state = re.search(r'ICH9SMI-EFI secureboot (-?\d+) setupmode (-?\d+)',
+                         console)
+    check(sb_state is not None and sb_state.groups() == ('1', '0'),
+          f'{run}: Secure Boot on, the signed application ran',
+          sb_state.group(0) if sb_state else f'no Secure Boot line in '
+          f'{vm.serial}')
     for line in runs:
         say(f'{run}: ICH9SMI-EFI run {" ".join(line)}')
     ok = [r for r in runs if r[3] == '16' and r[6] == 'Success']
@@ -710,7 +723,7 @@ def run_no_device():
 
 def main():
     global out, QEMU, KERNEL, MODULES, OVMF, LIMIT, sockets, tmp, initramfs
-    global EFI_APP
+    global EFI_APP, SB_VARS
     args = sys.argv[1:]
     no_device = args[:1] == ['--no-device']
     mp_only = args[:1] == ['--mp']
@@ -736,10 +749,14 @@ def main():
             return int(failed)
         apm_guest = os.environ.get('KAPM_APM_GUEST', '')
         EFI_APP = os.environ.get('KAPM_EFI_APP', '')
-        for path in (QEMU, KERNEL, apm_guest, EFI_APP, '/bin/busybox',
-                     f'{OVMF}/OVMF_CODE_4M.secboot.fd'):
-            if not os.access(path, os.R_OK):
-                check(False, 'inputs', f'missing {path or "KAPM_APM_GUEST"}')
+        SB_VARS = os.environ.get('KAPM_SB_VARS', '')
+        inputs = {'KAPM_QEMU': QEMU, 'KAPM_KERNEL': KERNEL,
+                  'KAPM_APM_GUEST': apm_guest, 'KAPM_EFI_APP': EFI_APP,
+                  'KAPM_SB_VARS': SB_VARS, 'busybox': '/bin/busybox',
+                  'OVMF': f'{OVMF}/OVMF_CODE_4M.secboot.fd'}
+        for what, path in inputs.items():
+            if not path or not os.access(path, os.R_OK):
+                check(False, 'inputs', f'missing {what} ({path})')
                 return 1
         yama = '/proc/sys/kernel/yama/ptrace_scope'
         if os.environ.get('KAPM_FORBID_PTRACE') != '1':

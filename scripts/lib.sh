@@ -322,10 +322,15 @@ debian_kernels() {
 }
 
 # The trixie chroot that builds Debian 13's kernels' modules
-# (scripts/toolchain.sh), named after a hash of what goes into it.
+# (scripts/toolchain.sh), named after a hash of what goes into it. It
+# also signs the firmware guests' UEFI application and enrolls the test
+# key (scripts/selftests.sh): Debian 12 has no virt-fw-vars. debootstrap
+# does not resolve virtual packages: python3-cryptography's cffi API range
+# is provided by python3-cffi-backend, named here.
 TOOLCHAIN_PACKAGES=(
 	gcc-14 gcc make libc6-dev bc bison flex libelf-dev libssl-dev
 	dwarves kmod xz-utils zstd sparse perl python3 rsync cpio
+	openssl sbsigntool python3-virt-firmware python3-cffi-backend
 )
 # The packages whose versions name the chroot besides the list: a new
 # compiler, C library or pahole in Debian 13 makes a new chroot.
@@ -373,6 +378,12 @@ toolchain_run() {
 		"$@"
 		return
 	fi
+	trixie_run "$@"
+}
+
+# trixie_run CMD...: run CMD in the trixie chroot, which sees this
+# repository and the cache at their own paths, nothing else of the host.
+trixie_run() {
 	# shellcheck disable=SC2016 # expanded by the inner shell
 	unshare --mount --propagation private -- /bin/bash -c '
 		set -e

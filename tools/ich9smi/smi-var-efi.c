@@ -16,7 +16,10 @@
  *
  * with the time from the TSC, calibrated against the firmware's Stall(),
  * then ICH9SMI-EFI-DONE, and waits, so that the VMM's counters can be read
- * before it is stopped. Built with gnu-efi (tools/ich9smi/Makefile).
+ * before it is stopped. Before the runs it prints the firmware's Secure
+ * Boot state: the SecureBoot and SetupMode variables, -1 when absent (the
+ * test signs it and expects 1 and 0). Built with gnu-efi
+ * (tools/ich9smi/Makefile).
  */
 #include <efi.h>
 #include <efilib.h>
@@ -54,6 +57,18 @@ static EFI_GUID var_guid = {
 	0x6c1d8a31, 0x53c2, 0x4b1e,
 	{ 0x9d, 0x6a, 0x5a, 0x0e, 0x1f, 0x3c, 0x7b, 0x42 }
 };
+
+/* A one-byte variable of the EFI global namespace, or -1 */
+static INTN global_byte(CHAR16 *name)
+{
+	EFI_GUID global = EFI_GLOBAL_VARIABLE;
+	UINT8 value;
+	UINTN size = sizeof(value);
+
+	if (EFI_ERROR(RT->GetVariable(name, &global, NULL, &size, &value)))
+		return -1;
+	return value;
+}
 
 struct work {
 	UINTN count;
@@ -119,6 +134,8 @@ EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *systab)
 
 	InitializeLib(image, systab);
 	Print(L"\nICH9SMI-EFI-START\n");
+	Print(L"ICH9SMI-EFI secureboot %ld setupmode %ld\n",
+	      global_byte(L"SecureBoot"), global_byte(L"SetupMode"));
 	status = LibLocateProtocol(&mp_services_guid, (VOID **)&mp);
 	if (EFI_ERROR(status)) {
 		Print(L"ICH9SMI-EFI-FAIL no MP services: %r\n", status);
