@@ -369,6 +369,13 @@ qemu_lane() {
 	fi
 }
 
+# take_qemu: what qemu_lane built, for the guests, as ICH9SMI_KAPM_QEMU
+# (empty after a failed build: the guests' kernel-apm steps then fail).
+take_qemu() {
+	ICH9SMI_KAPM_QEMU=$(cat "$logs/qemu.path" 2>/dev/null || true)
+	export ICH9SMI_KAPM_QEMU
+}
+
 qemu_side=
 if [ "$mode" = check ] && [ -n "${ICH9SMI_CHECK_E2E-6.12}" ]; then
 	qemu_lane >"$logs/qemu.out" 2>&1 &
@@ -376,12 +383,11 @@ if [ "$mode" = check ] && [ -n "${ICH9SMI_CHECK_E2E-6.12}" ]; then
 elif [ "$mode" = bench ]; then
 	# Before the benchmark, not beside it: a compile would disturb it.
 	qemu_lane
-	ICH9SMI_KAPM_QEMU=$(cat "$logs/qemu.path" 2>/dev/null || true)
-	export ICH9SMI_KAPM_QEMU
+	take_qemu
 elif [ "$mode" = e2e ]; then
 	qemu_lane
-	ICH9SMI_KAPM_QEMU=$(cat "$logs/qemu.path" 2>/dev/null || true)
-	export ICH9SMI_KAPM_QEMU ICH9SMI_QEMU=${ICH9SMI_KAPM_QEMU:-}
+	take_qemu
+	export ICH9SMI_QEMU=$ICH9SMI_KAPM_QEMU
 fi
 
 debug_side=
@@ -424,8 +430,7 @@ fi
 if [ -n "$qemu_side" ]; then
 	wait "$qemu_side" || true
 	cat "$logs/qemu.out"
-	ICH9SMI_KAPM_QEMU=$(cat "$logs/qemu.path" 2>/dev/null || true)
-	export ICH9SMI_KAPM_QEMU
+	take_qemu
 fi
 # make bench: also OVMF on 2 and 4 vCPUs running the seed's variable
 # workload on the BSP and on an AP, in three configurations (the firmware

@@ -388,9 +388,26 @@ while :; do sleep 60; done
     shutil.rmtree(work)
 
 
-def smm_entries():
+def smm_trace(on):
+    """KVM's kvm_smm_transition tracepoint on (with an empty buffer) or
+    off."""
+    with open(f'{TRACEFS}/events/kvm/kvm_smm_transition/enable', 'w') as f:
+        f.write('1' if on else '0')
+    if on:
+        with open(f'{TRACEFS}/buffer_size_kb', 'w') as f:
+            f.write('4096')
+        with open(f'{TRACEFS}/trace', 'w') as f:
+            f.write('')
+
+
+def smm_entries_per_vcpu():
+    """SMM entries in the trace buffer, by vCPU id."""
+    counts = {}
     with open(f'{TRACEFS}/trace', errors='replace') as f:
-        return len(re.findall(r'kvm_smm_transition:.*entering SMM', f.read()))
+        for vcpu in re.findall(r'kvm_smm_transition: vcpu (\d+): entering SMM',
+                               f.read()):
+            counts[int(vcpu)] = counts.get(int(vcpu), 0) + 1
+    return counts
 
 
 def vars_copy(name, keys):
@@ -401,21 +418,15 @@ def vars_copy(name, keys):
 
 def run_smien():
     """SMI_EN: no SMI from APM_CNT while the guest has APMC_EN clear."""
-    with open(f'{TRACEFS}/events/kvm/kvm_smm_transition/enable', 'w') as f:
-        f.write('1')
-    with open(f'{TRACEFS}/buffer_size_kb', 'w') as f:
-        f.write('4096')
-    with open(f'{TRACEFS}/trace', 'w') as f:
-        f.write('')
+    smm_trace(True)
     vm = Qemu('smien', 'on', 'smien', vars_copy('smien', False))
     try:
         found = vm.wait_serial(r'KAPM-SMIEN-DONE rc=(\d+)', 'apm-guest ran')
         state = device_state()
-        entries = smm_entries()
+        entries = sum(smm_entries_per_vcpu().values())
     finally:
         vm.quit()
-    with open(f'{TRACEFS}/events/kvm/kvm_smm_transition/enable', 'w') as f:
-        f.write('0')
+        smm_trace(False)
     with open(vm.serial, errors='replace') as f:
         for line in f:
             if line.startswith('apm-guest:'):
@@ -589,25 +600,6 @@ MP_CONFIGS = (
 )
 EFI_RUN = re.compile(r'ICH9SMI-EFI run (\d+) (\d+) (bsp|ap) (\d+) writes '
                      r'(\d+) ticks (\d+) us (\S+)')
-
-
-def smm_trace(on):
-    with open(f'{TRACEFS}/events/kvm/kvm_smm_transition/enable', 'w') as f:
-        f.write('1' if on else '0')
-    if on:
-        with open(f'{TRACEFS}/buffer_size_kb', 'w') as f:
-            f.write('4096')
-        with open(f'{TRACEFS}/trace', 'w') as f:
-            f.write('')
-
-
-def smm_entries_per_vcpu():
-    counts = {}
-    with open(f'{TRACEFS}/trace', errors='replace') as f:
-        for vcpu in re.findall(r'kvm_smm_transition: vcpu (\d+): entering SMM',
-                               f.read()):
-            counts[int(vcpu)] = counts.get(int(vcpu), 0) + 1
-    return counts
 
 
 def run_mp(smp, name, kernel_apm, extra):

@@ -110,10 +110,16 @@ debian_mirror() {
 # the host's own sources and lists are never touched.
 TRIXIE_APT=$ICH9SMI_CACHE/apt/trixie
 trixie_apt_opts() {
-	printf '%s\n' -o "Dir::Etc::sourcelist=$TRIXIE_APT/sources.list" \
+	private_apt_opts "$TRIXIE_APT"
+}
+
+# private_apt_opts DIR: apt options, one per line, under which apt reads
+# its sources, lists and downloads in DIR only (DIR/sources.list).
+private_apt_opts() {
+	printf '%s\n' -o "Dir::Etc::sourcelist=$1/sources.list" \
 		-o Dir::Etc::sourceparts=- \
-		-o "Dir::State::Lists=$TRIXIE_APT/lists" \
-		-o "Dir::Cache=$TRIXIE_APT/cache" \
+		-o "Dir::State::Lists=$1/lists" \
+		-o "Dir::Cache=$1/cache" \
 		-o APT::Sandbox::User=root
 }
 

@@ -65,9 +65,7 @@ fi
 
 # Debian 12's sources, from the host's own mirrors.
 srcapt=$ICH9SMI_CACHE/apt/bookworm-src
-opts=(-o "Dir::Etc::sourcelist=$srcapt/sources.list" -o Dir::Etc::sourceparts=-
-      -o "Dir::State::Lists=$srcapt/lists" -o "Dir::Cache=$srcapt/cache"
-      -o APT::Sandbox::User=root)
+mapfile -t opts < <(private_apt_opts "$srcapt")
 mkdir -p "$srcapt/lists/partial" "$srcapt/cache/archives/partial" "$top"
 printf 'deb-src %s %s main\n' "$(debian_mirror archive)" bookworm \
 	"$(debian_mirror archive)" bookworm-updates \
