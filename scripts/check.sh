@@ -433,8 +433,9 @@ if [ -n "$qemu_side" ]; then
 	take_qemu
 fi
 # make bench: also OVMF on 2 and 4 vCPUs running the seed's variable
-# workload on the BSP and on an AP, in three configurations (the firmware
-# job): about 25 minutes.
+# workload on the BSP and on an AP, in three configurations, from a UEFI
+# application and from the Debian kernel (the firmware job): about 30
+# minutes.
 if [ "$mode" = bench ]; then
 	for kver in "${built[@]}"; do
 		timed "$kver: firmware run (2 and 4 vCPUs)" \
