@@ -2,8 +2,9 @@
 /*
  * smi-var.efi: the variable workload of the seed's measurement
  * ("taskset -c 1 efibootmgr"), as a UEFI application run by the firmware
- * under test. It runs where the Linux kernel cannot boot on several vCPUs
- * under this project's nested TCG (see the README).
+ * under test: unlike an OS, which may call the firmware from another CPU
+ * (Linux does it from a workqueue worker), it chooses the CPU that makes
+ * each call, and it needs no OS on several vCPUs.
  *
  * For each of 2 rounds it writes and reads back a non-volatile variable
  * COUNT times, first on the BSP, then on an AP (EFI MP services,
