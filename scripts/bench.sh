@@ -5,9 +5,9 @@
 # smi_bench ran in KVER's guest: leave in out/bench/ the table (bench.txt),
 # bench.csv, bench.json and bench.png, a plot of the round trip (OUT to the
 # writer back from SMM) against the number of vCPUs per path; and from the
-# firmware job, firmware.txt (scripts/kernel-apm-guest.py's mp.txt: OVMF's
-# variable writes on the BSP and on an AP per configuration and vCPU
-# count) and its plot, firmware.png.
+# firmware job, firmware.txt (scripts/kernel-apm-guest.py's mp.txt:
+# variable writes on the BSP and on an AP from a UEFI application and from
+# Linux, per configuration and vCPU count) and its plot, firmware.png.
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 . "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
@@ -78,7 +78,7 @@ gnuplot <<GNUPLOT
 set terminal png size 900,540
 set bmargin 5
 set output '$out/firmware.png'
-set title "OVMF variable write, BSP against AP (kernel $kver, nested KVM under TCG)"
+set title "UEFI variable write, BSP against AP, firmware and Linux (kernel $kver, nested KVM under TCG)"
 set style data histograms
 set style histogram clustered gap 1
 set style fill solid 0.8 border -1

@@ -245,6 +245,19 @@ build_selftests() {
 	fi
 }
 
+# The Secure Boot test key and variable store of the multi-vCPU firmware
+# runs (scripts/sb-test-key.sh): a failure fails those runs (their inputs
+# are missing), not every guest.
+sb_test_key() {
+	local log=$logs/sb-test-key.log name="firmware: Secure Boot test key (sign, db)"
+
+	if logged "$log" "$scripts/sb-test-key.sh"; then
+		result pass "$name"
+	else
+		result fail "$name" "see $log"
+	fi
+}
+
 report() {
 	local kver
 
@@ -277,6 +290,12 @@ for kver in "${kernels[@]}"; do
 	fi
 done
 timed "selftests build" build_selftests || built=()
+# Only where a guest runs the multi-vCPU firmware tests.
+if [ ${#built[@]} -ne 0 ] &&
+   { [ "$mode" = e2e ] || [ "$mode" = bench ] ||
+     { [ "$mode" = check ] && [ -n "${ICH9SMI_CHECK_E2E-6.12}" ]; }; }; then
+	timed "firmware: Secure Boot test key" sb_test_key
+fi
 
 # Packaging, checked on Debian 12's kernel (its headers are the host's, as
 # on a user's machine), and the in-tree form, on the newest 7.x. The host

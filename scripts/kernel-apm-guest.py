@@ -43,8 +43,8 @@ Debian kernel by direct kernel boot with a tiny initramfs:
             writer only). Timed by the application; the table goes to
             OUTDIR/mp.txt.
   linuxN-CONFIG  the same on the Debian kernel (Secure Boot on, the
-            kernel reports it): the initramfs writes and reads back the
-            variable 16 times through efivarfs from a shell pinned with
+            kernel reports it): the initramfs writes and reads back 16
+            new variables through efivarfs from a shell pinned with
             taskset to CPU 0, then to CPU 1, twice, timed with
             /proc/uptime (the seed's "taskset -c 1 efibootmgr"; Linux makes
             the firmware call from its efi_rts_wq worker, on whichever CPU
@@ -63,7 +63,7 @@ OUTDIR/<run>/. Exit status 1 if a step failed.
 
 Environment: KAPM_QEMU (required), KAPM_EFI_APP (smi-var.efi, signed)
 and KAPM_SB_VARS (OVMF's variable store with the signing key in db; both
-made by scripts/selftests.sh and required unless --no-device),
+made by scripts/sb-test-key.sh and required unless --no-device),
 KAPM_MP_VCPUS, KAPM_KERNEL (default
 /boot/vmlinuz-$(uname -r)), KAPM_MODULES (the kernel's module directory,
 default /lib/modules/$(uname -r)), KAPM_APM_GUEST (required unless
@@ -392,22 +392,27 @@ case " $(cat /proc/cmdline) " in
 			t0=$(cut -d' ' -f1 /proc/uptime)
 			# A new variable for each write: efivarfs makes the file
 			# of a variable it does not know immutable once created.
-			taskset -c $cpu sh -c '
+			# It prints how many writes it completed.
+			n=$(taskset -c $cpu sh -c '
 				i=0
 				while [ $i -lt {MPVAR_COUNT} ]; do
 					v=$1/Ich9smiMp$2x$i-{VAR_GUID}
-					printf "\\007\\000\\000\\000%04d" $i >$v ||
+					if ! printf "\\007\\000\\000\\000%04d" $i >$v; then
+						echo $i
 						exit 1
+					fi
 					got=$(tail -c +5 $v)
 					if [ "$got" != "$(printf %04d $i)" ]; then
-						echo "KAPM-MPVAR $v read \\"$got\\""
+						echo "KAPM-MPVAR $v read \\"$got\\"" >&2
+						echo $i
 						exit 2
 					fi
 					i=$((i + 1))
-				done' mpvar /sys/firmware/efi/efivars $round$cpu
+				done
+				echo $i' mpvar /sys/firmware/efi/efivars $round$cpu)
 			rc=$?
 			t1=$(cut -d' ' -f1 /proc/uptime)
-			echo "KAPM-MPVAR run $round cpu $cpu writes {MPVAR_COUNT} rc $rc t0 $t0 t1 $t1"
+			echo "KAPM-MPVAR run $round cpu $cpu writes $n rc $rc t0 $t0 t1 $t1"
 		done
 	done
 	echo KAPM-MPVAR-DONE
@@ -458,7 +463,11 @@ def vars_copy(name, keys):
 def run_smien():
     """SMI_EN: no SMI from APM_CNT while the guest has APMC_EN clear."""
     smm_trace(True)
-    vm = Qemu('smien', 'on', 'smien', vars_copy('smien', False))
+    try:
+        vm = Qemu('smien', 'on', 'smien', vars_copy('smien', False))
+    except Fail:
+        smm_trace(False)
+        raise
     try:
         found = vm.wait_serial(r'KAPM-SMIEN-DONE rc=(\d+)', 'apm-guest ran')
         state = device_state()
@@ -657,10 +666,10 @@ def efi_workload(run, console, smp, name):
     for line in runs:
         say(f'{run}: ICH9SMI-EFI run {" ".join(line)}')
     ok = [(r[2], int(r[5])) for r in runs
-          if r[3] == '16' and r[6] == 'Success']
+          if r[3] == str(MPVAR_COUNT) and r[6] == 'Success']
     check(len(ok) == 4 and len(runs) == 4,
           f'{run}: variable writes on the BSP and on an AP',
-          f'{len(ok)} of 4 runs wrote and read back 16 times')
+          f'{len(ok)} of 4 runs wrote and read back {MPVAR_COUNT} times')
     return ok
 
 
@@ -681,9 +690,13 @@ def linux_workload(run, console, smp, name):
         say(f'{run}: KAPM-MPVAR run {" ".join(line)}')
     ok = [('bsp' if r[1] == '0' else 'ap',
            round((float(r[5]) - float(r[4])) * 1e6))
-          for r in runs if r[2] == '16' and r[3] == '0']
+          for r in runs if r[2] == str(MPVAR_COUNT) and r[3] == '0']
     what = f'{run}: efivarfs writes pinned to CPU 0 and to CPU 1'
-    detail = f'{len(ok)} of 4 runs wrote and read back 16 times'
+    if name == 'directed':
+        what = f'{run}: the 4 pinned efivarfs runs finished'
+    detail = (f'{len(ok)} of 4 runs wrote and read back {MPVAR_COUNT} '
+              f'times; writes completed per run: '
+              f'{", ".join(r[2] for r in runs)}')
     if name == 'directed':
         step('pass' if len(runs) == 4 else 'fail', what,
              f'{detail} (not required without broadcast)')
@@ -700,8 +713,12 @@ def run_mp(smp, name, kernel_apm, extra, linux=False):
     vars_file = os.path.join(tmp, f'{run}.vars.fd')
     shutil.copy(SB_VARS, vars_file)
     smm_trace(True)
-    vm = Qemu(run, kernel_apm, 'mpvar' if linux else None, vars_file,
-              smp=smp, efi_app=None if linux else EFI_APP, extra=extra)
+    try:
+        vm = Qemu(run, kernel_apm, 'mpvar' if linux else None, vars_file,
+                  smp=smp, efi_app=None if linux else EFI_APP, extra=extra)
+    except Fail:
+        smm_trace(False)
+        raise
     try:
         if linux:
             vm.wait_serial(r'KAPM-MPVAR-DONE', 'the initramfs ran the '
@@ -752,7 +769,7 @@ def run_mp(smp, name, kernel_apm, extra, linux=False):
 
     def per_write(cpu):
         us = [t for c, t in ok if c == cpu]
-        return f'{sum(us) / len(us) / 16 / 1000:.1f}' if us else '-'
+        return f'{sum(us) / len(us) / MPVAR_COUNT / 1000:.1f}' if us else '-'
     mp_table.append((smp, f'{"linux/" if linux else ""}{name}',
                      f'{boot_s:.0f}', per_write('bsp'),
                      per_write('ap'), str(n_smis),

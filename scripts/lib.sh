@@ -388,7 +388,8 @@ toolchain_run() {
 }
 
 # trixie_run CMD...: run CMD in the trixie chroot, which sees this
-# repository and the cache at their own paths, nothing else of the host.
+# repository and the cache at their own paths, and a /proc and the host's
+# /dev, nothing else of the host.
 trixie_run() {
 	# shellcheck disable=SC2016 # expanded by the inner shell
 	unshare --mount --propagation private -- /bin/bash -c '
