@@ -454,6 +454,17 @@ def smm_entries_per_vcpu():
     return counts
 
 
+def traced_qemu(*args, **kwargs):
+    """A Qemu run with kvm_smm_transition tracing from before its start;
+    tracing off again if it does not start."""
+    smm_trace(True)
+    try:
+        return Qemu(*args, **kwargs)
+    except Fail:
+        smm_trace(False)
+        raise
+
+
 def vars_copy(name, keys):
     path = os.path.join(tmp, f'{name}.vars.fd')
     shutil.copy(f'{OVMF}/OVMF_VARS_4M{".ms" if keys else ""}.fd', path)
@@ -462,12 +473,7 @@ def vars_copy(name, keys):
 
 def run_smien():
     """SMI_EN: no SMI from APM_CNT while the guest has APMC_EN clear."""
-    smm_trace(True)
-    try:
-        vm = Qemu('smien', 'on', 'smien', vars_copy('smien', False))
-    except Fail:
-        smm_trace(False)
-        raise
+    vm = traced_qemu('smien', 'on', 'smien', vars_copy('smien', False))
     try:
         found = vm.wait_serial(r'KAPM-SMIEN-DONE rc=(\d+)', 'apm-guest ran')
         state = device_state()
@@ -691,17 +697,16 @@ def linux_workload(run, console, smp, name):
     ok = [('bsp' if r[1] == '0' else 'ap',
            round((float(r[5]) - float(r[4])) * 1e6))
           for r in runs if r[2] == str(MPVAR_COUNT) and r[3] == '0']
-    what = f'{run}: efivarfs writes pinned to CPU 0 and to CPU 1'
-    if name == 'directed':
-        what = f'{run}: the 4 pinned efivarfs runs finished'
     detail = (f'{len(ok)} of 4 runs wrote and read back {MPVAR_COUNT} '
               f'times; writes completed per run: '
               f'{", ".join(r[2] for r in runs)}')
     if name == 'directed':
-        step('pass' if len(runs) == 4 else 'fail', what,
+        step('pass' if len(runs) == 4 else 'fail',
+             f'{run}: the 4 pinned efivarfs runs finished',
              f'{detail} (not required without broadcast)')
     else:
-        check(len(ok) == 4 and len(runs) == 4, what, detail)
+        check(len(ok) == 4 and len(runs) == 4,
+              f'{run}: efivarfs writes pinned to CPU 0 and to CPU 1', detail)
     return ok
 
 
@@ -712,13 +717,9 @@ def run_mp(smp, name, kernel_apm, extra, linux=False):
     run = f'{"linux" if linux else "mp"}{smp}-{name}'
     vars_file = os.path.join(tmp, f'{run}.vars.fd')
     shutil.copy(SB_VARS, vars_file)
-    smm_trace(True)
-    try:
-        vm = Qemu(run, kernel_apm, 'mpvar' if linux else None, vars_file,
-                  smp=smp, efi_app=None if linux else EFI_APP, extra=extra)
-    except Fail:
-        smm_trace(False)
-        raise
+    vm = traced_qemu(run, kernel_apm, 'mpvar' if linux else None,
+                     vars_file, smp=smp, efi_app=None if linux else EFI_APP,
+                     extra=extra)
     try:
         if linux:
             vm.wait_serial(r'KAPM-MPVAR-DONE', 'the initramfs ran the '

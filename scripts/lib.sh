@@ -330,7 +330,7 @@ debian_kernels() {
 # The trixie chroot that builds Debian 13's kernels' modules
 # (scripts/toolchain.sh), named after a hash of what goes into it. It
 # also signs the firmware guests' UEFI application and enrolls the test
-# key (scripts/selftests.sh): Debian 12 has no virt-fw-vars. debootstrap
+# key (scripts/sb-test-key.sh): Debian 12 has no virt-fw-vars. debootstrap
 # does not resolve virtual packages: python3-cryptography's cffi API range
 # is provided by python3-cffi-backend, named here.
 TOOLCHAIN_PACKAGES=(
